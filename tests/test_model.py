@@ -1,0 +1,279 @@
+"""Number-for-number parity with transformers (float32, 1e-5), in the style of rasbt/LLMs-from-scratch:
+build the transformers model with random weights, copy them into minibert through the checkpoint key table,
+and compare every output, every loss and every gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minibert
+from minibert import BertConfig
+from minibert.checkpoint import load_state_dict, to_hf_state_dict
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+SMALL = dict(vocab_size=120, hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=80, max_position_embeddings=40)
+BASE = {}  # BertConfig's defaults are bert-base-uncased
+
+# minibert class, transformers class, how to make its labels for a batch of shape (B, T)
+CLASSES = {
+    "BertModel": (minibert.BertModel, transformers.BertModel, None),
+    "BertForPreTraining": (
+        minibert.BertForPreTraining,
+        transformers.BertForPreTraining,
+        lambda g, B, T, cfg: dict(
+            labels=_mlm_labels(g, B, T, cfg), next_sentence_label=torch.randint(0, 2, (B,), generator=g)
+        ),
+    ),
+    "BertForMaskedLM": (
+        minibert.BertForMaskedLM,
+        transformers.BertForMaskedLM,
+        lambda g, B, T, cfg: dict(labels=_mlm_labels(g, B, T, cfg)),
+    ),
+    "BertForNextSentencePrediction": (
+        minibert.BertForNextSentencePrediction,
+        transformers.BertForNextSentencePrediction,
+        lambda g, B, T, cfg: dict(labels=torch.randint(0, 2, (B,), generator=g)),
+    ),
+    "BertForSequenceClassification": (
+        minibert.BertForSequenceClassification,
+        transformers.BertForSequenceClassification,
+        lambda g, B, T, cfg: dict(labels=torch.randint(0, cfg.num_labels, (B,), generator=g)),
+    ),
+    "BertForTokenClassification": (
+        minibert.BertForTokenClassification,
+        transformers.BertForTokenClassification,
+        lambda g, B, T, cfg: dict(labels=_mlm_labels(g, B, T, cfg, high=cfg.num_labels)),
+    ),
+    "BertForQuestionAnswering": (
+        minibert.BertForQuestionAnswering,
+        transformers.BertForQuestionAnswering,
+        lambda g, B, T, cfg: dict(
+            # one answer outside the sequence (T + 3) exercises the clamp-and-ignore rule
+            start_positions=torch.tensor([1, 4, T + 3][:B]),
+            end_positions=torch.tensor([2, 6, T + 3][:B]),
+        ),
+    ),
+}
+
+
+def _mlm_labels(g, B, T, cfg, high=None):
+    labels = torch.randint(0, high or cfg.vocab_size, (B, T), generator=g)
+    labels[torch.rand(B, T, generator=g) < 0.6] = -100  # most positions carry no label
+    return labels
+
+
+def padded_batch(cfg: BertConfig, lengths=(17, 9, 13), seed=0):
+    """Rows of different lengths padded to the longest, with [CLS] A [SEP] B [SEP]-style segment ids."""
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths), max(lengths)
+    ids = torch.randint(1, cfg.vocab_size, (B, T), generator=g)
+    mask = torch.zeros(B, T, dtype=torch.long)
+    types = torch.zeros(B, T, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        ids[i, n:] = cfg.pad_token_id
+        types[i, n // 2 : n] = 1  # second half is sentence B
+    return g, ids, mask, types
+
+
+def twin(name: str, cfg: BertConfig, attn="eager"):
+    """A transformers model with random weights and the minibert model holding the same weights."""
+    mb_cls, hf_cls, labels = CLASSES[name]
+    torch.manual_seed(0)
+    hf = hf_cls(transformers.BertConfig(**cfg.to_dict(), attn_implementation=attn)).eval()
+    mb = mb_cls(cfg).eval()  # eval: dropout off, so both compute the same deterministic function
+    report = load_state_dict(mb, hf.state_dict())
+    assert not report.initialized and not report.missing
+    return hf, mb, labels
+
+
+def outputs(out) -> dict[str, torch.Tensor]:
+    """The tensors of a model output, by the names both libraries use."""
+    names = ["loss", "logits", "prediction_logits", "seq_relationship_logits", "start_logits", "end_logits",
+             "last_hidden_state", "pooler_output"]
+    found = {n: getattr(out, n) for n in names if getattr(out, n, None) is not None}
+    found.update({f"hidden_states.{i}": h for i, h in enumerate(out.hidden_states or ())})
+    found.update({f"attentions.{i}": a for i, a in enumerate(out.attentions or ())})
+    return found
+
+
+def scalar(out) -> torch.Tensor:
+    """The loss when there is one, else a fixed function of every output (so every parameter gets a gradient)."""
+    if getattr(out, "loss", None) is not None:
+        return out.loss
+    return out.last_hidden_state.pow(2).mean() + out.pooler_output.mean()
+
+
+def check_parity(name, cfg, attn_impl):
+    g, ids, mask, types = padded_batch(cfg)
+    cfg.attn_implementation = attn_impl
+    hf, mb, make_labels = twin(name, cfg)
+    labels = make_labels(g, *ids.shape, cfg) if make_labels else {}
+    kw = dict(attention_mask=mask, token_type_ids=types, output_hidden_states=True)
+    # attentions are returned by the written-out path; hidden states are compared for both paths
+    want_attn = attn_impl == "math"
+    h = hf(ids, **kw, output_attentions=want_attn, **labels)
+    m = mb(ids, **kw, output_attentions=want_attn, **labels)
+    ho, mo = outputs(h), outputs(m)
+    assert set(ho) == set(mo), set(ho) ^ set(mo)
+    if want_attn:
+        assert len(mo) > 2 * cfg.num_hidden_layers
+    for key in ho:
+        torch.testing.assert_close(mo[key], ho[key], **TOL, msg=lambda s, key=key: f"{name} {key}: {s}")
+
+    scalar(h).backward()
+    scalar(m).backward()
+    hf_grads = {k: p.grad for k, p in hf.named_parameters()}
+    mb_grads = to_hf_state_dict(mb, {k: p.grad for k, p in mb.named_parameters()})
+    # every transformers parameter has its minibert counterpart (the tied decoder is not a separate one)
+    assert set(mb_grads) == set(hf_grads)
+    for key, grad in mb_grads.items():
+        assert grad is not None, key
+        torch.testing.assert_close(grad, hf_grads[key], **TOL, msg=lambda s, key=key: f"{name} grad {key}: {s}")
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+@pytest.mark.parametrize("attn_impl", ["math", "sdpa"])
+def test_parity_small_config(name, attn_impl):
+    check_parity(name, BertConfig(**SMALL), attn_impl)
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_parity_bert_base_shape(name):
+    # the exact bert-base-uncased shape, random weights; math path so attentions are compared too
+    check_parity(name, BertConfig(**BASE), "math")
+
+
+def test_parity_bert_base_shape_sdpa():
+    check_parity("BertForSequenceClassification", BertConfig(**BASE), "sdpa")
+
+
+def test_parity_with_hf_sdpa_attention():
+    """Against transformers' own fused path too, not only its eager one."""
+    cfg = BertConfig(**SMALL)
+    g, ids, mask, types = padded_batch(cfg, lengths=(12, 12, 5))
+    hf, mb, _ = twin("BertModel", cfg, attn="sdpa")
+    h = hf(ids, attention_mask=mask, token_type_ids=types)
+    m = mb(ids, attention_mask=mask, token_type_ids=types)
+    torch.testing.assert_close(m.last_hidden_state, h.last_hidden_state, **TOL)
+    torch.testing.assert_close(m.pooler_output, h.pooler_output, **TOL)
+
+
+def test_no_padding_mask_is_the_same_as_all_ones():
+    cfg = BertConfig(**SMALL)
+    model = minibert.BertModel(cfg).eval()
+    ids = torch.randint(0, cfg.vocab_size, (2, 11))
+    a = model(ids).last_hidden_state
+    b = model(ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+    torch.testing.assert_close(a, b, **TOL)
+    assert torch.count_nonzero(a) > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    B=st.integers(1, 4),
+    T=st.integers(1, 24),
+    heads=st.sampled_from([1, 2, 4, 8]),
+    layers=st.integers(1, 3),
+    pad=st.lists(st.integers(0, 24), min_size=4, max_size=4),
+)
+def test_math_and_sdpa_paths_agree_on_any_shape(B, T, heads, layers, pad):
+    cfg = BertConfig(vocab_size=50, hidden_size=8 * heads, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=24, max_position_embeddings=24)
+    torch.manual_seed(B * 100 + T)
+    model = minibert.BertModel(cfg).eval()
+    ids = torch.randint(0, 50, (B, T))
+    mask = (torch.arange(T)[None, :] < torch.tensor([max(1, T - p) for p in pad[:B]])[:, None]).long()
+    fused = model(ids, attention_mask=mask, output_hidden_states=True)
+    written = model(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    assert fused.last_hidden_state.shape == (B, T, cfg.hidden_size)
+    assert fused.pooler_output.shape == (B, cfg.hidden_size)
+    assert len(written.attentions) == layers and written.attentions[0].shape == (B, heads, T, T)
+    assert len(fused.hidden_states) == layers + 1
+    for a, b in zip(fused.hidden_states, written.hidden_states):
+        torch.testing.assert_close(a, b, **TOL)
+    # attention rows are distributions that put no weight on padding keys
+    probs = written.attentions[-1]
+    torch.testing.assert_close(probs.sum(-1), torch.ones(B, heads, T), **TOL)
+    assert probs.masked_select(mask[:, None, None, :].expand_as(probs) == 0).sum() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_fully_padded_row_gives_no_nan(dtype, need_weights):
+    cfg = BertConfig(**SMALL)
+    model = minibert.BertForSequenceClassification(cfg).to(dtype).train()
+    ids = torch.randint(0, cfg.vocab_size, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[1] = 0  # nothing to attend to at all
+    mask[2, 4:] = 0
+    out = model(ids, attention_mask=mask, labels=torch.tensor([0, 1, 0]), output_attentions=need_weights)
+    out.loss.backward()
+    assert torch.isfinite(out.logits).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_fully_padded_row_under_bf16_autocast():
+    cfg = BertConfig(**SMALL)
+    model = minibert.BertModel(cfg).eval()
+    ids = torch.randint(0, cfg.vocab_size, (2, 8))
+    mask = torch.tensor([[0] * 8, [1] * 5 + [0] * 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, attention_mask=mask)
+    assert torch.isfinite(out.last_hidden_state).all()
+
+
+def test_dropout_is_active_in_training_only():
+    cfg = BertConfig(**SMALL)
+    model = minibert.BertModel(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (2, 8))
+    model.train()
+    a, b = model(ids).last_hidden_state, model(ids).last_hidden_state
+    assert not torch.allclose(a, b)
+    model.eval()
+    torch.testing.assert_close(model(ids).last_hidden_state, model(ids).last_hidden_state, atol=0, rtol=0)
+
+
+def test_mlm_decoder_is_tied_to_word_embeddings():
+    cfg = BertConfig(**SMALL)
+    model = minibert.BertForPreTraining(cfg)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("decoder" in n for n in names)
+    with torch.no_grad():
+        model.bert.embeddings.tok.weight[7].fill_(0.0)
+        model.bert.embeddings.tok.weight[7, 0] = 1000.0  # token 7 now dominates any positive first feature
+        model.mlm.norm.weight.zero_()
+        model.mlm.norm.bias.zero_()
+        model.mlm.norm.bias[0] = 1.0
+    logits = model(torch.tensor([[1, 2, 3]])).prediction_logits
+    assert (logits.argmax(-1) == 7).all()
+
+
+def test_heads_have_the_right_output_shapes():
+    cfg = BertConfig(**SMALL, num_labels=5)
+    ids = torch.randint(0, cfg.vocab_size, (2, 7))
+    assert minibert.BertForSequenceClassification(cfg)(ids).logits.shape == (2, 5)
+    assert minibert.BertForTokenClassification(cfg)(ids).logits.shape == (2, 7, 5)
+    assert minibert.BertForMaskedLM(cfg)(ids).logits.shape == (2, 7, cfg.vocab_size)
+    assert minibert.BertForNextSentencePrediction(cfg)(ids).logits.shape == (2, 2)
+    qa = minibert.BertForQuestionAnswering(cfg)(ids)
+    assert qa.start_logits.shape == qa.end_logits.shape == (2, 7)
+    pt = minibert.BertForPreTraining(cfg)(ids)
+    assert pt.prediction_logits.shape == (2, 7, cfg.vocab_size) and pt.seq_relationship_logits.shape == (2, 2)
+
+
+@pytest.mark.parametrize("problem", ["regression", "multi_label_classification"])
+def test_sequence_classification_other_losses_match_transformers(problem):
+    cfg = BertConfig(**SMALL, num_labels=1 if problem == "regression" else 3)
+    g, ids, mask, types = padded_batch(cfg)
+    hf, mb, _ = twin("BertForSequenceClassification", cfg)
+    labels = torch.rand(3, generator=g) if problem == "regression" else (torch.rand(3, 3, generator=g) > 0.5).float()
+    h = hf(ids, attention_mask=mask, labels=labels)
+    m = mb(ids, attention_mask=mask, labels=labels)
+    torch.testing.assert_close(m.loss, h.loss, **TOL)
+    assert hf.config.problem_type == problem
