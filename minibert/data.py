@@ -1,0 +1,176 @@
+"""The fine-tuning data: NLTK's movie_reviews (Pang & Lee 2004, polarity v2.0), the fixed train/test split,
+how a review longer than BERT's 512 positions is cut, and batches with as little padding as possible.
+
+The split is fixed so that results are comparable: in each class, files cv000-cv799 train (800 + 800) and
+cv800-cv999 test (200 + 200). A review has ~850 WordPiece tokens, so truncation matters:
+  head       the first max_length - 2 tokens
+  tail       the last max_length - 2 tokens (reviewers often conclude with their verdict)
+  head+tail  the first `head` and the last max_length - 2 - head tokens (Sun et al. 2019, "How to
+             Fine-Tune BERT for Text Classification?", found 128 + 382 best on long reviews)
+  chunks     every token, in windows of max_length - 2 with `stride` overlap; a review's prediction is
+             the mean of its windows' logits
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+import torch
+
+from .tokenizer import BertTokenizer, head_tail
+
+LABELS = ("neg", "pos")  # label 0, label 1
+STRATEGIES = ("head", "tail", "head+tail", "chunks")
+TRAIN_FILES = range(0, 800)  # cv000-cv799
+TEST_FILES = range(800, 1000)  # cv800-cv999
+
+
+class CorpusError(RuntimeError):
+    """The movie_reviews corpus is missing or not the one expected."""
+
+
+@dataclass
+class Review:
+    fileid: str  # e.g. "pos/cv812_17924.txt"
+    text: str
+    label: int  # 0 = neg, 1 = pos
+
+
+def load_movie_reviews(download: bool = True) -> list[Review]:
+    """All 2000 reviews, sorted by file id, read through `nltk.corpus.movie_reviews`.
+
+    On first use NLTK fetches the corpus (about 4 MB) into its data directory; with no network, point
+    NLTK_DATA at a folder holding corpora/movie_reviews.zip.
+    """
+    import nltk
+    from nltk.corpus import movie_reviews
+
+    try:
+        movie_reviews.ensure_loaded()
+    except LookupError:
+        if not download or not _download_quietly(nltk):
+            raise CorpusError(
+                "the NLTK movie_reviews corpus is not installed and could not be downloaded. Run "
+                "`python -m nltk.downloader movie_reviews` on a machine with network access, or set NLTK_DATA to "
+                "a folder that holds corpora/movie_reviews.zip (in this repository: NLTK_DATA=../shared/nltk_data)"
+            ) from None
+        movie_reviews.ensure_loaded()
+    reviews = [Review(f, movie_reviews.raw(f), LABELS.index(f.split("/")[0])) for f in sorted(movie_reviews.fileids())]
+    if len(reviews) != 2000:
+        raise CorpusError(f"movie_reviews has {len(reviews)} files, expected 2000 (1000 pos + 1000 neg); reinstall it")
+    return reviews
+
+
+def _download_quietly(nltk) -> bool:
+    try:
+        return bool(nltk.download("movie_reviews", quiet=True, raise_on_error=True))
+    except Exception:  # no network, proxy errors, read-only data dir: all reported the same way
+        return False
+
+
+def file_number(fileid: str) -> int:
+    """"neg/cv123_4567.txt" -> 123."""
+    m = re.search(r"cv(\d{3})_", fileid)
+    if not m:
+        raise CorpusError(f"unexpected movie_reviews file name {fileid!r}")
+    return int(m.group(1))
+
+
+def split(reviews: list[Review]) -> tuple[list[Review], list[Review]]:
+    """The fixed split: cv000-cv799 of each class train, cv800-cv999 test."""
+    train = [r for r in reviews if file_number(r.fileid) in TRAIN_FILES]
+    test = [r for r in reviews if file_number(r.fileid) in TEST_FILES]
+    return train, test
+
+
+# ---- From text to model inputs ------------------------------------------------------------------------
+
+
+@dataclass
+class Example:
+    input_ids: list[int]  # [CLS] ... [SEP]
+    label: int
+    doc: int  # index of the review it came from (several examples per review with "chunks")
+
+
+def encode_reviews(
+    reviews: list[Review],
+    tokenizer: BertTokenizer,
+    strategy: str = "head+tail",
+    max_length: int = 512,
+    head: int = 128,
+    stride: int = 128,
+) -> list[Example]:
+    """Tokenize each review once and cut it to model inputs with the given truncation strategy."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown truncation strategy {strategy!r}; choose one of {STRATEGIES}")
+    budget = max_length - 2  # room for [CLS] and [SEP]
+    if budget < 1:
+        raise ValueError(f"max_length {max_length} leaves no room for text next to [CLS] and [SEP]")
+    if strategy == "head+tail" and not 0 <= head <= budget:
+        raise ValueError(f"head={head} must be between 0 and max_length - 2 = {budget}")
+    if strategy == "chunks" and not 0 <= stride < budget:
+        raise ValueError(f"stride={stride} must be between 0 and max_length - 3 = {budget - 1}")
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    examples = []
+    for i, review in enumerate(reviews):
+        ids = tokenizer.encode(review.text, add_special_tokens=False)
+        if strategy == "head":
+            pieces = [ids[:budget]]
+        elif strategy == "tail":
+            pieces = [ids[-budget:] if len(ids) > budget else ids]
+        elif strategy == "head+tail":
+            pieces = [head_tail(ids, head, budget - head)]
+        else:
+            pieces = windows(ids, budget, stride)
+        examples += [Example([cls, *p, sep], review.label, i) for p in pieces]
+    return examples
+
+
+def windows(ids: list[int], size: int, stride: int) -> list[list[int]]:
+    """Cover `ids` with windows of `size` tokens, consecutive windows sharing `stride` tokens."""
+    if len(ids) <= size:
+        return [ids]
+    step = size - stride
+    starts = list(range(0, len(ids) - size, step)) + [len(ids) - size]  # the last window ends at the end
+    return [ids[s : s + size] for s in starts]
+
+
+# ---- Batches ------------------------------------------------------------------------------------------
+
+
+def batch_order(
+    examples: list[Example], batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, group_by_length: bool = True
+) -> list[list[int]]:
+    """Indices of each batch. With shuffle, the order depends only on (seed, epoch), so a resumed run sees
+    exactly the batches an uninterrupted one would. Length grouping sorts within pools of 50 batches so that
+    a batch holds similar lengths (little padding) while the pools keep the order random."""
+    idx = list(range(len(examples)))
+    if shuffle:
+        random.Random(seed * 100_003 + epoch).shuffle(idx)
+    if group_by_length:
+        pool = batch_size * 50
+        idx = [i for s in range(0, len(idx), pool) for i in sorted(idx[s : s + pool], key=lambda i: -len(examples[i].input_ids))]
+    batches = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
+    if shuffle and group_by_length:
+        random.Random(seed * 100_003 + epoch + 1).shuffle(batches)
+    return batches
+
+
+def collate(examples: list[Example], pad_id: int = 0) -> dict[str, torch.Tensor | None]:
+    """Pad to the longest example of the batch. attention_mask is None when nothing is padded, which lets
+    attention use its fastest kernel (no mask)."""
+    T = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), T), dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[row, : len(e.input_ids)] = 1
+    return {
+        "input_ids": ids,  # (B, T)
+        "attention_mask": None if bool(mask.all()) else mask,  # (B, T) or None
+        "labels": torch.tensor([e.label for e in examples]),  # (B,)
+        "doc": torch.tensor([e.doc for e in examples]),  # (B,)
+    }

@@ -1,0 +1,171 @@
+"""The optimiser BERT is fine-tuned with, written out: AdamW (Loshchilov & Hutter 2019, "Decoupled Weight
+Decay Regularization") with bias correction, the linear warmup / linear decay learning-rate schedule, and
+gradient-norm clipping.
+
+One AdamW step for a parameter p with gradient g, at step t (from 1):
+
+    p <- p - lr * wd * p                     decoupled decay: shrinks the weight, not part of the gradient
+    m <- b1 * m + (1 - b1) * g               running mean of gradients
+    v <- b2 * v + (1 - b2) * g^2             running mean of squared gradients
+    p <- p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+                                             the bias corrections undo m and v's start at zero
+
+The update runs on all parameters at once with `torch._foreach_*` (one multi-tensor kernel per line instead
+of one small kernel per parameter), and matches `torch.optim.AdamW` to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay the matrices; not biases, LayerNorm parameters or other vectors (decaying a LayerNorm gain
+    toward 0 would fight the normalisation rather than regularise)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class AdamW:
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict],
+        lr: float = 2e-5,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        if not lr >= 0 or not eps >= 0 or not weight_decay >= 0:
+            raise ValueError(f"lr, eps and weight_decay must be >= 0 (got {lr}, {eps}, {weight_decay})")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        params = list(params)
+        if params and not isinstance(params[0], dict):
+            params = [{"params": params}]
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.param_groups = [{**defaults, **g, "params": list(g["params"])} for g in params]
+        self.step_count = 0  # a Python int: the bias correction needs no tensor, hence no device sync
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        t = self.step_count
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            b1, b2 = group["betas"]
+            grads = [p.grad for p in params]
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = {"m": torch.zeros_like(p), "v": torch.zeros_like(p)}
+            m = [self.state[p]["m"] for p in params]
+            v = [self.state[p]["v"] for p in params]
+
+            if wd:
+                torch._foreach_mul_(params, 1.0 - lr * wd)  # p <- p - lr * wd * p
+            torch._foreach_lerp_(m, grads, 1.0 - b1)  # m <- b1 m + (1 - b1) g
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, 1.0 - b2)  # v <- b2 v + (1 - b2) g^2
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, math.sqrt(1.0 - b2**t))  # sqrt(v_hat)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, m, denom, -lr / (1.0 - b1**t))  # p -= lr m_hat / (sqrt(v_hat) + eps)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def state_dict(self) -> dict:
+        """Moments by parameter position (group by group), so a fresh optimizer over the same model can resume."""
+        order = [p for g in self.param_groups for p in g["params"]]
+        return {
+            "step": self.step_count,
+            "groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
+            "moments": {i: self.state[p] for i, p in enumerate(order) if p in self.state},
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        order = [p for g in self.param_groups for p in g["params"]]
+        if len(sd["groups"]) != len(self.param_groups):
+            raise ValueError(f"optimizer state has {len(sd['groups'])} parameter groups, this optimizer {len(self.param_groups)}")
+        self.step_count = sd["step"]
+        for group, saved in zip(self.param_groups, sd["groups"]):
+            group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items()})
+        self.state = {}
+        for i, moments in sd["moments"].items():
+            p = order[int(i)]
+            if moments["m"].shape != p.shape:
+                raise ValueError(f"optimizer state for parameter {i} has shape {tuple(moments['m'].shape)}, the model {tuple(p.shape)}")
+            self.state[p] = {k: t.to(device=p.device, dtype=p.dtype) for k, t in moments.items()}
+
+
+class LinearWarmupDecay:
+    """lr rises linearly from 0 to its peak over `warmup_steps`, then falls linearly to 0 at `total_steps`
+    (the schedule of the BERT paper, appendix A.2). Call `step()` after each optimizer step."""
+
+    def __init__(self, optimizer: AdamW, warmup_steps: int, total_steps: int):
+        if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"need 0 <= warmup_steps ({warmup_steps}) <= total_steps ({total_steps}), total >= 1")
+        self.optimizer = optimizer
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.peak = [g["lr"] for g in optimizer.param_groups]
+        self.done = 0  # optimizer steps taken so far
+        self._apply()
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the peak lr for optimizer step number `step` (0-based): never 0 on the first step."""
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+
+    def _apply(self) -> None:
+        f = self.factor(self.done)
+        for group, peak in zip(self.optimizer.param_groups, self.peak):
+            group["lr"] = peak * f
+
+    def step(self) -> None:
+        self.done += 1
+        self._apply()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"done": self.done, "peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.done, self.peak = sd["done"], list(sd["peak"])
+        self.warmup_steps, self.total_steps = sd["warmup_steps"], sd["total_steps"]
+        self._apply()
+
+
+@torch.no_grad()
+def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale all gradients together so that their global L2 norm is at most `max_norm`; return the norm
+    before clipping. Stays on the device (no sync): the scale is min(1, max_norm / norm)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(grads, scale)
+    return norm

@@ -1,0 +1,191 @@
+"""What the training loops (finetune.py, pretrain.py) share: device and precision, distributed setup,
+the resumable training checkpoint, seeding, and the plots."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_write
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on: a non-finite loss, an unreadable checkpoint, a mismatched resume."""
+
+
+# ---- Device, precision, distribution --------------------------------------------------------------------
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    if device.type == "cpu":
+        print("warning: training on the CPU is slow (bert-base on movie_reviews: hours; on a GPU: minutes)", file=sys.stderr)
+    return device
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast keeps float32 master weights and optimizer state; matrix multiplies run in bf16."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+
+
+@dataclass
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device_type: str) -> "Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of a scalar over all processes (the loss of the global batch)."""
+        if self.world == 1:
+            return x
+        x = x.detach().clone()
+        torch.distributed.all_reduce(x)
+        return x / self.world
+
+
+# ---- Reproducibility ------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# ---- The training checkpoint ----------------------------------------------------------------------------
+
+
+def save_training_state(path: Path, **state) -> None:
+    """Everything needed to continue exactly where a run stopped, written atomically: a crash while
+    saving leaves the previous checkpoint intact."""
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_training_state(path: Path) -> dict:
+    try:
+        # weights_only: tensors and plain Python values only; a checkpoint can never run code
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f"no training checkpoint at {path}; start without --resume") from None
+    except Exception as e:
+        raise TrainingError(
+            f"the training checkpoint {path} is corrupted or truncated ({type(e).__name__}: {e}); "
+            f"delete it to start over"
+        ) from e
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss).all():
+        raise TrainingError(
+            f"the loss became {loss.item()} at step {step}; stopping. Lower the learning rate, keep gradient "
+            f"clipping on, or train in bf16 rather than fp16. The last epoch checkpoint is intact."
+        )
+
+
+# ---- Plots ----------------------------------------------------------------------------------------------
+
+
+def plot_curves(history: dict, path: Path, title: str = "") -> None:
+    """Training loss per step (raw and smoothed) and, when present, test accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses = history.get("step", []), history.get("loss", [])
+    epochs = history.get("epochs", [])
+    fig, axes = plt.subplots(1, 2 if epochs else 1, figsize=(11 if epochs else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(steps, losses, alpha=0.3, label="loss")
+    if len(losses) >= 10:
+        k = max(1, len(losses) // 20)
+        smooth = [sum(losses[max(0, i - k) : i + 1]) / len(losses[max(0, i - k) : i + 1]) for i in range(len(losses))]
+        ax.plot(steps, smooth, label=f"mean of {k + 1} steps")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    if epochs:
+        ax = axes[0, 1]
+        for key in ("accuracy", "f1"):
+            ax.plot([e["epoch"] for e in epochs], [e[key] for e in epochs], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test")
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: list[list[int]], labels: tuple[str, ...], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for i, row in enumerate(matrix):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", color="black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

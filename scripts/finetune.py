@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Fine-tune BERT on the NLTK movie_reviews sentiment corpus (fixed split: cv000-cv799 train, cv800-cv999 test).
+
+    python scripts/finetune.py                                   # bert-base-uncased from the Hub, defaults
+    python scripts/finetune.py --model path/to/bert --seeds 0 1 2 3 4
+    torchrun --nproc_per_node=2 scripts/finetune.py ...          # DistributedDataParallel
+"""
+
+import argparse
+import sys
+from dataclasses import fields
+
+from minibert.finetune import FinetuneArgs, run
+from minibert.training import TrainingError
+
+HELP = {
+    "model": "Hub id or local directory (HF layout: config.json, model.safetensors, vocab.txt)",
+    "output_dir": "where model/, checkpoint.pt, metrics.json, summary.json and the PNG plots are written",
+    "truncation": "how reviews longer than max-length are cut: head, tail, head+tail, or chunks (all windows, logits averaged)",
+    "head": "head+tail: tokens kept from the start of the review; the rest of max-length comes from its end",
+    "max_length": "tokens per example including [CLS] and [SEP] (at most the model's 512 positions)",
+    "stride": "chunks: tokens shared by consecutive windows",
+    "epochs": "passes over the training reviews",
+    "batch_size": "examples per optimizer step (the global batch under torchrun)",
+    "lr": "peak learning rate of AdamW",
+    "warmup": "fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly to 0)",
+    "weight_decay": "AdamW decoupled weight decay (not on biases and LayerNorm)",
+    "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
+    "classifier_dropout": "dropout before the classifier (default: the checkpoint's hidden dropout)",
+    "seed": "random seed (initialisation of the classifier, data order, dropout)",
+    "seeds": "run once per seed and report the mean +- std of the test accuracy",
+    "val_size": "training reviews held out (half per class) to choose the best epoch; 0 keeps the last epoch",
+    "eval_batch_size": "examples per batch at evaluation",
+    "group_by_length": "batch reviews of similar length together (less padding)",
+    "device": "auto (cuda when available), cuda, cuda:N or cpu",
+    "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
+    "compile": "torch.compile the model (faster steps after a one-time compilation)",
+    "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
+    "limit_train": "use only this many training reviews, half per class (quick checks)",
+    "limit_test": "use only this many test reviews, half per class (quick checks)",
+    "log_every": "steps between progress-bar updates",
+    "plots": "write curves.png and confusion.png",
+    "save_model": "save the selected epoch's model in HF layout to output-dir/model",
+    "progress": "show the progress bar",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = FinetuneArgs()
+    for f in fields(FinetuneArgs):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = f"{HELP[f.name]} (default: {default})"
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif f.name == "seeds":
+            p.add_argument(flag, type=int, nargs="+", default=None, help=help_text)
+        elif f.name in ("classifier_dropout",):
+            p.add_argument(flag, type=float, default=None, help=help_text)
+        elif f.name in ("limit_train", "limit_test"):
+            p.add_argument(flag, type=int, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=help_text)
+    return p
+
+
+def main(argv=None) -> int:
+    args = FinetuneArgs(**vars(parser().parse_args(argv)))
+    try:
+        summary = run(args)
+    except (TrainingError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if summary["status"] == "completed" else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
