@@ -70,13 +70,6 @@ def _download(repo_id, filenames, *, cache_dir, revision, local_files_only) -> d
                     local_files_only=local_files_only,
                 )
             )
-        except EntryNotFoundError:
-            continue  # this repository simply has no such file; the caller decides whether that matters
-        except RepositoryNotFoundError as e:
-            raise HubError(
-                f"{repo_id!r} is neither a local directory nor a model on the Hugging Face Hub "
-                f"(check the spelling, or log in with `hf auth login` for a private model)"
-            ) from e
         except LocalEntryNotFoundError as e:
             if filename != filenames[0] and found:
                 # Optional files (a .bin beside a .safetensors) are often simply not in the cache.
@@ -86,6 +79,13 @@ def _download(repo_id, filenames, *, cache_dir, revision, local_files_only) -> d
                 f"(offline, or HF_HUB_OFFLINE=1) and no cached copy exists. Download it once with network "
                 f"access, or pass a local directory that holds config.json and model.safetensors "
                 f"(for example from_pretrained('/path/to/{repo_id.split('/')[-1]}'))."
+            ) from e
+        except EntryNotFoundError:
+            continue  # this repository simply has no such file; the caller decides whether that matters
+        except RepositoryNotFoundError as e:
+            raise HubError(
+                f"{repo_id!r} is neither a local directory nor a model on the Hugging Face Hub "
+                f"(check the spelling, or log in with `hf auth login` for a private model)"
             ) from e
         except OSError as e:  # connection errors, HTTP errors other than 404
             raise HubError(f"cannot fetch {filename!r} of {repo_id!r} from the Hugging Face Hub: {e}") from e

@@ -1,0 +1,893 @@
+"""BERT's WordPiece tokenizer, written from scratch: text -> word pieces -> ids, and back.
+
+Tokenizing a text takes three steps, each a class below:
+
+1. `BasicTokenizer` cleans the text and cuts it into words: it drops NUL, U+FFFD and control
+   characters, turns every kind of space into " ", puts spaces around CJK ideographs, composes
+   the text (Unicode NFC), splits it on whitespace, lower-cases each word and strips its accents
+   (NFD, then drop the combining marks), and splits punctuation off into words of its own.
+2. `WordpieceTokenizer` cuts each word into vocabulary pieces, greedily taking the longest piece
+   that matches from the left: "unaffable" -> "una", "##ffa", "##ble" ("##" marks a piece that
+   continues a word). A word that cannot be cut this way, or is longer than 100 characters,
+   becomes "[UNK]".
+3. `BertTokenizer` ties them to the vocabulary file and builds model inputs:
+   "[CLS] A [SEP]" or "[CLS] A [SEP] B [SEP]" with token types 0/1, truncation, padding, tensors.
+
+The output is identical, id for id, to the pure-Python reference
+`transformers.models.bert.tokenization_bert_legacy.BertTokenizerLegacy` (see
+docs/tokenizer_notes.md for where the Rust-backed `transformers.BertTokenizer` differs from it).
+
+Speed comes from three memo tables, not from a different algorithm:
+- each distinct whitespace-separated word is tokenized once and its ids are remembered
+  (text is Zipf-distributed: a review has ~700 words but only a few hundred distinct ones);
+- the per-character rules (control? space? CJK? punctuation?) are evaluated once per distinct
+  character and remembered in tables that `str.translate` applies at C speed;
+- pure-ASCII text, the common case, skips Unicode normalization entirely (NFC and NFD do not
+  change ASCII, and ASCII holds no CJK ideographs and no combining marks).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+__all__ = ["BasicTokenizer", "WordpieceTokenizer", "BertTokenizer", "BatchEncoding", "head_tail", "load_vocab"]
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+VOCAB_NAME = "vocab.txt"
+CONFIG_NAME = "tokenizer_config.json"
+# Hub ids whose vocabulary ships with minibert (same file, md5 64800d5d8528ce344256daf115d4965e).
+SHIPPED_VOCABS = {
+    "bert-base-uncased": "bert-base-uncased.txt",
+    "google-bert/bert-base-uncased": "bert-base-uncased.txt",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Character classes (the definitions of the original BERT, google-research/bert tokenization.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _is_whitespace(char: str) -> bool:
+    """Space, tab, newline, carriage return, and Unicode space separators (category Zs)."""
+    return char in " \t\n\r" or unicodedata.category(char) == "Zs"
+
+
+def _is_control(char: str) -> bool:
+    """Unicode "other" characters (Cc, Cf, Cn, Co, Cs), except tab/newline/return, which count as spaces."""
+    return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
+
+
+def _is_punctuation(char: str) -> bool:
+    """Every non-alphanumeric printable ASCII character, and Unicode punctuation (categories P*).
+
+    "$", "^", "`", "+", "<" ... are symbols (S*) in Unicode, but BERT splits them off too.
+    """
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk(char: str) -> bool:
+    """CJK ideographs (the Unified Ideographs blocks and extensions, and the compatibility ideographs).
+
+    Hangul, Hiragana and Katakana are not included: those scripts separate words with spaces.
+    """
+    cp = ord(char)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+class _CharTable(dict):
+    """A `str.translate` table filled in lazily: `rule(char)` runs once per distinct character.
+
+    Why: calling `unicodedata.category` for every character of every text is the slow part of a
+    Python tokenizer. The table grows with the number of distinct characters seen (a few hundred
+    for ordinary text), and lookups after the first are a dict hit inside `str.translate`.
+    """
+
+    def __init__(self, rule):
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, codepoint: int):
+        value = self[codepoint] = self.rule(chr(codepoint))
+        return value
+
+
+def _clean_rule(char: str) -> str | None:
+    """Cleaning: drop NUL, U+FFFD and control characters (None deletes), make every space a " "."""
+    if char in "\x00\ufffd" or _is_control(char):
+        return None
+    return " " if _is_whitespace(char) else char
+
+
+def _clean_and_cjk_rule(char: str) -> str | None:
+    """Cleaning, then spaces around CJK ideographs so that each becomes a word of its own."""
+    char = _clean_rule(char)
+    return f" {char} " if char is not None and _is_cjk(char) else char
+
+
+_CLEAN = _CharTable(_clean_rule)
+_CLEAN_AND_CJK = _CharTable(_clean_and_cjk_rule)
+_PUNCTUATION = _CharTable(_is_punctuation)  # codepoint -> bool, used as a memo, not for translate
+
+# The only ASCII characters that cleaning changes: C0 controls and DEL (dropped), tab/newline/return (-> " ").
+_ASCII_CLEAN = {cp: _clean_rule(chr(cp)) for cp in [*range(0x20), 0x7F]}
+_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+# --------------------------------------------------------------------------------------------
+# Step 1: text -> words
+# --------------------------------------------------------------------------------------------
+
+
+class BasicTokenizer:
+    """Cleans text and splits it into words and punctuation marks (no vocabulary involved).
+
+    Args:
+        do_lower_case: lower-case every word (uncased models).
+        never_split: words that are kept exactly as written (not lower-cased nor split), for
+            example the special tokens "[MASK]" and "[SEP]".
+        tokenize_chinese_chars: put spaces around CJK ideographs, so each is a word.
+        strip_accents: remove accents (NFD, then drop combining marks, category Mn). None means
+            "same as do_lower_case", as in the original BERT; False keeps accents even when
+            lower-casing; True strips them even without lower-casing.
+    """
+
+    def __init__(
+        self,
+        do_lower_case: bool = True,
+        never_split=None,
+        tokenize_chinese_chars: bool = True,
+        strip_accents: bool | None = None,
+    ):
+        self.do_lower_case = bool(do_lower_case)
+        self.never_split = frozenset(never_split or ())
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.strip_accents = strip_accents
+        self._char_table = _CLEAN_AND_CJK if self.tokenize_chinese_chars else _CLEAN
+
+    def normalize(self, text: str) -> str:
+        """Clean the text, space out CJK ideographs, and compose it (NFC); whitespace is not yet split.
+
+        NFC makes "e" + U+0301 (combining acute) and the precomposed "é" the same word.
+        """
+        if text.isascii():
+            # Fast path: for ASCII, NFC is the identity and there are no CJK ideographs; cleaning
+            # only touches control characters, and a regex scan for them is cheaper than a copy.
+            # Tab/newline/return are left in place: str.split() treats them as spaces anyway.
+            return text.translate(_ASCII_CLEAN) if _ASCII_CONTROL.search(text) else text
+        return unicodedata.normalize("NFC", text.translate(self._char_table))
+
+    def split_word(self, word: str) -> list[str]:
+        """Lower-case (or not), strip accents (or not), and split punctuation off one whitespace-free word."""
+        if word in self.never_split:
+            return [word]
+        if self.do_lower_case:
+            word = word.lower()
+            if self.strip_accents is not False:
+                word = _strip_accents(word)
+        elif self.strip_accents:
+            word = _strip_accents(word)
+        if word in self.never_split:  # "[MASK]" + U+0338, accents stripped without lower-casing
+            return [word]
+        return _split_on_punctuation(word)
+
+    def tokenize(self, text: str) -> list[str]:
+        """Split a text into words: `"Hello, [MASK]!"` -> `["hello", ",", "[MASK]", "!"]`."""
+        return [piece for word in self.normalize(text).split() for piece in self.split_word(word)]
+
+
+def _strip_accents(word: str) -> str:
+    """Decompose (NFD: "é" -> "e" + U+0301) and drop the combining marks (category Mn)."""
+    if word.isascii():  # ASCII has nothing to decompose
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
+
+
+def _split_on_punctuation(word: str) -> list[str]:
+    """Every punctuation character becomes a word of its own: "don't!" -> ["don", "'", "t", "!"]."""
+    pieces: list[str] = []
+    start = 0
+    for i, char in enumerate(word):
+        if _PUNCTUATION[ord(char)]:
+            if start < i:
+                pieces.append(word[start:i])
+            pieces.append(char)
+            start = i + 1
+    if start < len(word):
+        pieces.append(word[start:])
+    return pieces
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: word -> word pieces
+# --------------------------------------------------------------------------------------------
+
+
+class WordpieceTokenizer:
+    """Greedy longest-match-first WordPiece over a fixed vocabulary.
+
+    Args:
+        vocab: the vocabulary (a container of token strings; continuation pieces start with "##").
+        unk_token: what a word becomes when it cannot be covered by vocabulary pieces.
+        max_input_chars_per_word: longer words become `unk_token` without being looked at.
+    """
+
+    def __init__(self, vocab, unk_token: str = "[UNK]", max_input_chars_per_word: int = 100):
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+        # No piece can be longer than the longest vocabulary entry, so never try a longer one:
+        # this turns the search from O(len(word)^2) substrings into O(len(word) * longest).
+        self._longest = max(map(len, vocab), default=0)
+
+    def tokenize(self, word: str) -> list[str]:
+        """Cut one word into pieces: "unaffable" -> ["una", "##ffa", "##ble"], or ["[UNK]"]."""
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        vocab = self.vocab
+        pieces = []
+        start = 0
+        while start < len(word):
+            prefix = "##" if start > 0 else ""
+            # Try the longest candidate first and shorten it one character at a time.
+            for end in range(min(len(word), start + self._longest), start, -1):
+                piece = prefix + word[start:end]
+                if piece in vocab:
+                    break
+            else:  # not even a single character matched: the whole word is unknown
+                return [self.unk_token]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+
+# --------------------------------------------------------------------------------------------
+# Step 3: the vocabulary, special tokens, and model inputs
+# --------------------------------------------------------------------------------------------
+
+
+def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
+    """Read a WordPiece vocabulary: one token per line, the line number is the id.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is empty, or lacks one of [PAD], [UNK], [CLS], [SEP], [MASK].
+    """
+    path = Path(vocab_file)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"vocab file {str(path)!r} does not exist; pass the path of a WordPiece vocab.txt, a directory "
+            f"that holds one, or a Hub id such as 'bert-base-uncased' to BertTokenizer.from_pretrained"
+        )
+    with open(path, encoding="utf-8") as f:
+        tokens = [line.rstrip("\n") for line in f]  # only the newline: a token may end in other spaces
+    if not tokens:
+        raise ValueError(f"vocab file {str(path)!r} is empty; a WordPiece vocabulary has one token per line")
+    missing = [t for t in SPECIAL_TOKENS if t not in set(tokens)]
+    if missing:
+        raise ValueError(
+            f"vocab file {str(path)!r} has no {' '.join(missing)} token; a BERT vocabulary must contain "
+            f"[PAD], [UNK], [CLS], [SEP] and [MASK] (one token per line)"
+        )
+    return tokens
+
+
+class BatchEncoding(dict):
+    """The model inputs: a dict with input_ids, token_type_ids and attention_mask (lists or tensors).
+
+    Keys can also be read as attributes (`enc.input_ids`), and `enc.to(device)` moves tensors.
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to(self, device) -> "BatchEncoding":
+        return BatchEncoding({k: v.to(device) for k, v in self.items()})
+
+
+_TRUNCATION = {
+    True: "longest_first",
+    "longest_first": "longest_first",
+    "only_first": "only_first",
+    "only_second": "only_second",
+}
+_PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
+
+
+class BertTokenizer:
+    """BERT's tokenizer: WordPiece over a vocabulary file, with the special tokens [CLS], [SEP], [PAD], [MASK], [UNK].
+
+    Args:
+        vocab_file: the vocabulary, one token per line (id = line number).
+        do_lower_case: True for uncased models (lower-case, and strip accents unless told not to).
+        strip_accents: None follows do_lower_case; True/False forces it.
+        tokenize_chinese_chars: make each CJK ideograph a word of its own.
+        model_max_length: the longest input the model accepts; used when truncation or
+            padding="max_length" is asked for without a max_length.
+        cache_size: how many distinct words to remember (their ids); 0 turns the cache off.
+
+    Example:
+        >>> tok = BertTokenizer.from_pretrained("bert-base-uncased")
+        >>> tok.tokenize("Unaffable [MASK]!")
+        ['una', '##ffa', '##ble', '[MASK]', '!']
+        >>> tok("a movie", "a film")["token_type_ids"]
+        [0, 0, 0, 0, 1, 1, 1]
+    """
+
+    special_tokens = SPECIAL_TOKENS
+    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        model_max_length: int = 512,
+        cache_size: int = 1 << 17,
+    ):
+        if strip_accents not in (None, True, False):
+            raise TypeError(f"strip_accents must be None, True or False, got {strip_accents!r}")
+        _check_count("model_max_length", model_max_length, minimum=1)
+        _check_count("cache_size", cache_size, minimum=0)
+        self.vocab_file = Path(vocab_file)
+        self._id_to_token = load_vocab(vocab_file)
+        # If a token appears twice, the later line wins (as in every BERT implementation).
+        self._vocab = {token: i for i, token in enumerate(self._id_to_token)}
+        self.model_max_length = int(model_max_length)
+        self.basic_tokenizer = BasicTokenizer(
+            do_lower_case=do_lower_case,
+            never_split=SPECIAL_TOKENS,
+            tokenize_chinese_chars=tokenize_chinese_chars,
+            strip_accents=strip_accents,
+        )
+        self.wordpiece_tokenizer = WordpieceTokenizer(self._vocab, unk_token="[UNK]")
+        # Special tokens written in the text ("Paris is the [MASK] of France.") are found before any
+        # cleaning and kept whole. The five tokens cannot overlap (each is "[" + letters + "]"), so
+        # leftmost matching with a regex is the same as the reference's trie.
+        self._special_split = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")").split
+        self._cache: dict[str, tuple[int, ...]] = {}
+        self._cache_size = int(cache_size)
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **kwargs,
+    ) -> "BertTokenizer":
+        """Load a tokenizer from a Hub id, a local directory, or a vocabulary file.
+
+        Args:
+            name_or_path: "bert-base-uncased" (uses the vocabulary shipped with minibert, no network),
+                another Hub id, a directory with vocab.txt (and optionally tokenizer_config.json, whose
+                do_lower_case / strip_accents / tokenize_chinese_chars / model_max_length are read),
+                or the path of a vocab .txt file.
+            cache_dir, revision, local_files_only: passed to huggingface_hub for Hub ids.
+            **kwargs: override the constructor arguments (e.g. do_lower_case=False).
+
+        Raises:
+            TypeError: name_or_path is not a string or path.
+            FileNotFoundError: a directory without vocab.txt.
+            minibert.hub.HubError: a Hub id that cannot be found or fetched.
+        """
+        from minibert import hub
+
+        if not isinstance(name_or_path, (str, os.PathLike)):
+            raise TypeError(
+                f"from_pretrained expects a Hub id, a directory or a vocab file path, got {type(name_or_path).__name__}"
+            )
+        name = os.fspath(name_or_path)
+        path = Path(name).expanduser()
+        if path.is_file():
+            return cls(path, **kwargs)
+        if not path.exists() and name in SHIPPED_VOCABS and revision is None:
+            return cls(_shipped_vocab(SHIPPED_VOCABS[name]), **kwargs)
+        files = hub.resolve(
+            name_or_path,
+            [VOCAB_NAME, CONFIG_NAME],
+            cache_dir=cache_dir,
+            revision=revision,
+            local_files_only=local_files_only,
+        )
+        if VOCAB_NAME not in files:
+            where = "" if path.is_dir() else " (or it is not in the local cache and the Hub cannot be reached)"
+            raise FileNotFoundError(
+                f"{name!r} has no {VOCAB_NAME}{where}; a BERT tokenizer needs its WordPiece vocabulary"
+            )
+        options = {}
+        if CONFIG_NAME in files:
+            config = json.loads(files[CONFIG_NAME].read_text(encoding="utf-8"))
+            for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars"):
+                if key in config:
+                    options[key] = config[key]
+            # transformers writes a huge placeholder (1e30) when a model sets no limit: ignore it.
+            if isinstance(config.get("model_max_length"), int) and 0 < config["model_max_length"] < 1 << 31:
+                options["model_max_length"] = config["model_max_length"]
+        return cls(files[VOCAB_NAME], **{**options, **kwargs})
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[Path, Path]:
+        """Write vocab.txt and tokenizer_config.json; transformers' AutoTokenizer can load the directory.
+
+        Returns:
+            the paths of the two files written.
+        """
+        directory = Path(save_directory)
+        if directory.exists() and not directory.is_dir():
+            raise FileExistsError(f"{str(directory)!r} is a file; save_pretrained needs a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        vocab_path, config_path = directory / VOCAB_NAME, directory / CONFIG_NAME
+        with open(vocab_path, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(token + "\n" for token in self._id_to_token)
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "strip_accents": self.basic_tokenizer.strip_accents,
+            "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
+            "model_max_length": self.model_max_length,
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+            "mask_token": "[MASK]",
+            "clean_up_tokenization_spaces": True,
+        }
+        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return vocab_path, config_path
+
+    # ---- vocabulary ------------------------------------------------------------------------
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        """A copy of the token -> id mapping."""
+        return dict(self._vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+    @property
+    def do_lower_case(self) -> bool:
+        return self.basic_tokenizer.do_lower_case
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._vocab["[PAD]"]
+
+    @property
+    def unk_token_id(self) -> int:
+        return self._vocab["[UNK]"]
+
+    @property
+    def cls_token_id(self) -> int:
+        return self._vocab["[CLS]"]
+
+    @property
+    def sep_token_id(self) -> int:
+        return self._vocab["[SEP]"]
+
+    @property
+    def mask_token_id(self) -> int:
+        return self._vocab["[MASK]"]
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """The ids of [PAD], [UNK], [CLS], [SEP], [MASK]."""
+        return [self._vocab[t] for t in SPECIAL_TOKENS]
+
+    def __repr__(self) -> str:
+        return (
+            f"BertTokenizer(vocab_file={str(self.vocab_file)!r}, vocab_size={self.vocab_size}, "
+            f"do_lower_case={self.do_lower_case}, strip_accents={self.basic_tokenizer.strip_accents}, "
+            f"tokenize_chinese_chars={self.basic_tokenizer.tokenize_chinese_chars}, "
+            f"model_max_length={self.model_max_length})"
+        )
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
+        """Token(s) -> id(s); a token not in the vocabulary gives the id of [UNK]."""
+        unk = self.unk_token_id
+        if isinstance(tokens, str):
+            return self._vocab.get(tokens, unk)
+        if not isinstance(tokens, (list, tuple)):
+            raise TypeError(f"expected a token (str) or a list of tokens, got {type(tokens).__name__}")
+        return [self._vocab.get(_check_str(t, "token"), unk) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False) -> str | list[str]:
+        """Id(s) -> token(s). Accepts an int, a list of ints, or a 1-D tensor.
+
+        Raises:
+            ValueError: an id outside the vocabulary.
+        """
+        if _is_int(ids):
+            return self._id_to_token[self._check_id(ids)]
+        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        return [self._id_to_token[i] for i in map(self._check_id, _as_id_list(ids)) if i not in skip]
+
+    def _check_id(self, i) -> int:
+        i = operator.index(i)
+        if not 0 <= i < len(self._id_to_token):
+            raise ValueError(f"token id {i} is outside the vocabulary (ids 0..{len(self._id_to_token) - 1})")
+        return i
+
+    # ---- text -> ids ---------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text -> word pieces: "Hello, unaffable world" -> ['hello', ',', 'una', '##ffa', '##ble', 'world']."""
+        return [self._id_to_token[i] for i in self._text_to_ids(text)]
+
+    def _text_to_ids(self, text: str) -> list[int]:
+        """The ids of a text, without [CLS]/[SEP]. This is the hot loop, hence the local names."""
+        _check_str(text, "text")
+        # Special tokens written in the text are cut out first, exactly as typed ("[mask]" is not one).
+        parts = self._special_split(text) if "[" in text else (text,)
+        cache, normalize = self._cache, self.basic_tokenizer.normalize
+        ids: list[int] = []
+        for n, part in enumerate(parts):
+            if n % 2:  # re.split puts the matched special tokens at odd positions
+                ids.append(self._vocab[part])
+                continue
+            for word in normalize(part).split():
+                word_ids = cache.get(word)
+                if word_ids is None:
+                    word_ids = self._word_to_ids(word)
+                ids += word_ids
+        return ids
+
+    def _word_to_ids(self, word: str) -> tuple[int, ...]:
+        """The plain algorithm for one whitespace-free word: basic split, then WordPiece, then ids."""
+        vocab = self._vocab
+        wordpiece = self.wordpiece_tokenizer.tokenize
+        pieces = [piece for sub in self.basic_tokenizer.split_word(word) for piece in wordpiece(sub)]
+        ids = tuple(vocab[piece] for piece in pieces)  # a tuple: cached values must not be modified
+        # Once full, the cache stops growing rather than evicting: the words seen first in a corpus
+        # are mostly its frequent ones, and no eviction bookkeeping slows the hot loop.
+        if len(self._cache) < self._cache_size:
+            self._cache[word] = ids
+        return ids
+
+    def encode(
+        self,
+        text: str,
+        text_pair: str | None = None,
+        add_special_tokens: bool = True,
+        max_length: int | None = None,
+        truncation: bool | str | None = None,
+    ) -> list[int]:
+        """The input_ids of one text or pair (no padding). Arguments as in `__call__`."""
+        encoding = self(
+            text, text_pair, add_special_tokens=add_special_tokens, max_length=max_length, truncation=truncation
+        )
+        return encoding["input_ids"]
+
+    def encode_head_tail(self, text: str, max_length: int = 512, head: int = 128) -> list[int]:
+        """`[CLS] first head ids ... last (max_length - 2 - head) ids [SEP]` for a long text.
+
+        Keeping the beginning and the end of a long review works better than either alone
+        (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head 128 + tail 382).
+        A text that fits is returned whole.
+        """
+        _check_count("max_length", max_length, minimum=2)
+        _check_count("head", head, minimum=0)
+        if head > max_length - 2:
+            raise ValueError(
+                f"head={head} does not fit in max_length={max_length} with [CLS] and [SEP] (at most {max_length - 2})"
+            )
+        ids = head_tail(self._text_to_ids(text), head, max_length - 2 - head)
+        return [self.cls_token_id, *ids, self.sep_token_id]
+
+    def __call__(
+        self,
+        text,
+        text_pair=None,
+        *,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+    ) -> BatchEncoding:
+        """Build model inputs from a text, a pair, a list of texts, or a list of pairs.
+
+        Args:
+            text: a string, or a list whose items are strings or (text, text_pair) tuples.
+            text_pair: the second text (or a list of them, as long as `text`).
+            add_special_tokens: wrap as "[CLS] A [SEP]" / "[CLS] A [SEP] B [SEP]".
+            padding: False; True or "longest" (to the longest in the batch); "max_length".
+            truncation: False; True or "longest_first" (cut the longer text of a pair first);
+                "only_first"; "only_second". None (the default) truncates only when max_length is
+                given (and padding is off), as transformers does.
+            max_length: the length to truncate and/or pad to; model_max_length when truncation or
+                padding="max_length" is asked for without it.
+            return_tensors: None for lists, "pt" for torch.long tensors of shape (batch, length)
+                (batch = 1 for a single text).
+
+        Returns:
+            BatchEncoding with input_ids, token_type_ids (0 for the first text, 1 for the second)
+            and attention_mask (1 for tokens, 0 for padding).
+        """
+        if padding not in _PADDING:
+            raise ValueError(f"padding must be False, True, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
+        if truncation is None:  # transformers' rule: max_length alone (without padding) means "truncate"
+            truncation = max_length is not None and padding is False
+        if truncation not in _TRUNCATION and truncation is not False and truncation != "do_not_truncate":
+            raise ValueError(
+                f"truncation must be False, True, 'longest_first', 'only_first' or 'only_second', got {truncation!r}"
+            )
+        strategy = _TRUNCATION.get(truncation)
+        pad_to = _PADDING[padding]
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"return_tensors must be None (lists) or 'pt' (torch tensors), got {return_tensors!r}")
+        if max_length is None and (strategy or pad_to == "max_length"):
+            max_length = self.model_max_length
+        if max_length is not None:
+            _check_count("max_length", max_length, minimum=0)
+
+        batched = isinstance(text, (list, tuple))
+        pairs = _as_pairs(text, text_pair) if batched else [(_check_str(text, "text"), _check_pair(text_pair))]
+        rows = [
+            self._build(first, second, add_special_tokens=add_special_tokens, strategy=strategy, max_length=max_length)
+            for first, second in pairs
+        ]
+        encoding = BatchEncoding(
+            input_ids=[ids for ids, _ in rows],
+            token_type_ids=[types for _, types in rows],
+            attention_mask=[[1] * len(ids) for ids, _ in rows],
+        )
+        if pad_to is not None:
+            encoding = self._pad(encoding, pad_to, max_length)
+        if return_tensors == "pt":
+            return _to_tensors(encoding)
+        return encoding if batched else BatchEncoding({k: v[0] for k, v in encoding.items()})
+
+    def _build(self, first: str, second: str | None, *, add_special_tokens, strategy, max_length):
+        """ids and token types of one example: tokenize, truncate, add [CLS]/[SEP]."""
+        a = self._text_to_ids(first)
+        b = None if second is None else self._text_to_ids(second)
+        n_special = (2 if b is None else 3) if add_special_tokens else 0
+        if strategy is not None:
+            if max_length < n_special:
+                raise ValueError(
+                    f"max_length={max_length} is too small to hold the {n_special} special tokens of "
+                    f"{'[CLS] A [SEP] B [SEP]' if b is not None else '[CLS] A [SEP]'}; use max_length >= {n_special}"
+                )
+            a, b = _truncate(a, b, max_length - n_special, strategy)
+        if not add_special_tokens:
+            ids = a + (b or [])
+            return ids, [0] * len(ids)
+        cls, sep = self.cls_token_id, self.sep_token_id
+        if b is None:
+            return [cls, *a, sep], [0] * (len(a) + 2)
+        return [cls, *a, sep, *b, sep], [0] * (len(a) + 2) + [1] * (len(b) + 1)
+
+    def pad(
+        self, encoded, padding: bool | str = True, max_length: int | None = None, return_tensors: str | None = None
+    ) -> BatchEncoding:
+        """Pad already-encoded examples (a batch dict of lists, one example's dict, or a list of dicts).
+
+        Args:
+            encoded: {"input_ids": [[...], ...], ...}, {"input_ids": [...], ...}, or [{"input_ids": [...]}, ...].
+                token_type_ids and attention_mask are padded when present; attention_mask is created if
+                missing; other keys (labels, ...) are passed through.
+            padding: True/"longest" or "max_length" (to max_length, default model_max_length).
+            return_tensors: None or "pt".
+        """
+        if padding not in _PADDING:
+            raise ValueError(f"padding must be False, True, 'longest' or 'max_length', got {padding!r}")
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"return_tensors must be None (lists) or 'pt' (torch tensors), got {return_tensors!r}")
+        if isinstance(encoded, (list, tuple)) and all(isinstance(e, dict) for e in encoded) and encoded:
+            encoded = {k: [e[k] for e in encoded] for k in encoded[0]}
+        if not isinstance(encoded, dict) or "input_ids" not in encoded:
+            raise TypeError("pad expects a dict of lists or a non-empty list of dicts, with an 'input_ids' key")
+        single = len(encoded["input_ids"]) > 0 and _is_int(encoded["input_ids"][0])
+        batch = {k: [v] if single else list(v) for k, v in encoded.items()}
+        rows = {k: [list(row) for row in batch[k]] for k in self.model_input_names if k in batch}
+        rows.setdefault("attention_mask", [[1] * len(ids) for ids in rows["input_ids"]])
+        if _PADDING[padding] is not None:
+            if max_length is None and _PADDING[padding] == "max_length":
+                max_length = self.model_max_length
+            rows = self._pad(BatchEncoding(rows), _PADDING[padding], max_length)
+        batch = BatchEncoding({**batch, **rows})
+        if return_tensors == "pt":
+            return _to_tensors(batch)
+        return BatchEncoding({k: v[0] for k, v in batch.items()}) if single else batch
+
+    def _pad(self, batch: BatchEncoding, pad_to: str, max_length: int | None) -> BatchEncoding:
+        """Right-pad every row to the longest row or to max_length (rows already longer stay as they are)."""
+        longest = max(map(len, batch["input_ids"]), default=0)
+        target = longest if pad_to == "longest" else max_length
+        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
+        return BatchEncoding(
+            {key: [row + [fill.get(key, 0)] * (target - len(row)) for row in rows] for key, rows in batch.items()}
+        )
+
+    # ---- ids -> text ---------------------------------------------------------------------------
+
+    def decode(self, ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool = True) -> str:
+        """Ids -> text: pieces joined by spaces, "##" continuations glued to the piece before.
+
+        Lower-casing, stripped accents and [UNK] cannot be undone: decode(encode(t)) is not t.
+
+        Args:
+            ids: a list of ints or a 1-D tensor.
+            skip_special_tokens: leave out [CLS], [SEP], [PAD], [MASK], [UNK].
+            clean_up_tokenization_spaces: remove the space before . , ! ? and in "n't", "'s", ...
+                (as transformers does by default for BERT).
+        """
+        tokens = self.convert_ids_to_tokens(_as_id_list(ids), skip_special_tokens=skip_special_tokens)
+        text = " ".join(tokens).replace(" ##", "").strip()
+        if clean_up_tokenization_spaces:
+            for before, after in _CLEANUP:
+                text = text.replace(before, after)
+        return text
+
+    def batch_decode(self, sequences, **kwargs) -> list[str]:
+        return [self.decode(ids, **kwargs) for ids in sequences]
+
+
+_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]  # fmt: skip
+
+
+def head_tail(ids, head: int, tail: int) -> list[int]:
+    """Keep the first `head` and the last `tail` ids of a sequence longer than head + tail.
+
+    >>> head_tail([1, 2, 3, 4, 5, 6], 2, 1)
+    [1, 2, 6]
+    >>> head_tail([1, 2, 3], 2, 1)
+    [1, 2, 3]
+    """
+    _check_count("head", head, minimum=0)
+    _check_count("tail", tail, minimum=0)
+    ids = list(ids)
+    if len(ids) <= head + tail:
+        return ids
+    return ids[:head] + ids[len(ids) - tail :]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers: truncation, argument checks, tensors
+# --------------------------------------------------------------------------------------------
+
+
+def _truncate(a: list[int], b: list[int] | None, budget: int, strategy: str):
+    """Shorten the texts so that len(a) + len(b) <= budget (the room left beside the special tokens).
+
+    longest_first removes from the longer text until both are equally long, then from both,
+    the second text losing the odd one (the rule of transformers' Python tokenizer).
+    """
+    excess = len(a) + len(b or ()) - budget
+    if excess <= 0:
+        return a, b
+    if strategy == "only_second":
+        if b is None:
+            raise ValueError("truncation='only_second' needs a text pair; use truncation=True for a single text")
+        if excess > len(b):
+            raise ValueError(
+                f"truncation='only_second' cannot make the pair fit: {excess} tokens must go but the second text has "
+                f"{len(b)}; use truncation='longest_first' or a larger max_length"
+            )
+        return a, b[: len(b) - excess]
+    if strategy == "only_first" or b is None:
+        if excess > len(a):
+            raise ValueError(
+                f"truncation='only_first' cannot make the pair fit: {excess} tokens must go but the first text has "
+                f"{len(a)}; use truncation='longest_first' or a larger max_length"
+            )
+        return a[: len(a) - excess], b
+    # longest_first on a pair: first even out the lengths, then share what is left to remove.
+    uneven = min(abs(len(a) - len(b)), excess)
+    rest = excess - uneven
+    if len(a) > len(b):
+        cut_a, cut_b = uneven + rest // 2, rest - rest // 2
+    else:
+        cut_a, cut_b = rest // 2, uneven + rest - rest // 2
+    return a[: len(a) - cut_a], b[: len(b) - cut_b]
+
+
+def _as_pairs(text, text_pair) -> list[tuple[str, str | None]]:
+    """A batch as a list of (first, second-or-None)."""
+    if text_pair is not None:
+        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
+            raise ValueError("when text is a list, text_pair must be a list of the same length")
+        pairs = zip(text, text_pair)
+        return [(_check_str(a, f"text[{i}]"), _check_str(b, f"text_pair[{i}]")) for i, (a, b) in enumerate(pairs)]
+    pairs = []
+    for i, item in enumerate(text):
+        if isinstance(item, (list, tuple)):
+            if len(item) != 2:
+                raise ValueError(f"text[{i}] should be a string or a (text, text_pair) pair, got {len(item)} items")
+            pairs.append((_check_str(item[0], f"text[{i}][0]"), _check_str(item[1], f"text[{i}][1]")))
+        else:
+            pairs.append((_check_str(item, f"text[{i}]"), None))
+    return pairs
+
+
+def _check_str(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{what} must be a str, got {'None' if value is None else type(value).__name__}"
+            f"{'' if value is None else ': ' + repr(value)[:40]}; "
+            f"pass text as a string (or a list of strings for a batch)"
+        )
+    return value
+
+
+def _check_pair(text_pair) -> str | None:
+    return None if text_pair is None else _check_str(text_pair, "text_pair")
+
+
+def _check_count(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _is_int(value) -> bool:
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return not (hasattr(value, "ndim") and value.ndim > 0)  # a 0-d tensor counts, a 1-d one does not
+
+
+def _as_id_list(ids) -> list:
+    if hasattr(ids, "tolist"):  # torch tensor or numpy array
+        ids = ids.tolist()
+    if _is_int(ids) or isinstance(ids, (str, bytes)) or ids is None:
+        raise TypeError(f"expected a sequence of token ids, got {type(ids).__name__}")
+    return list(ids)
+
+
+def _to_tensors(encoding: BatchEncoding) -> BatchEncoding:
+    import torch
+
+    lengths = {len(row) for row in encoding["input_ids"]}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"cannot make a tensor from sequences of different lengths ({min(lengths)} to {max(lengths)} tokens); "
+            f"pass padding=True (or 'max_length') together with return_tensors='pt'"
+        )
+    if not lengths:  # an empty batch
+        return BatchEncoding({k: torch.zeros((0, 0), dtype=torch.long) for k in encoding})
+    return BatchEncoding({k: torch.tensor(v, dtype=torch.long) for k, v in encoding.items()})
+
+
+def _shipped_vocab(filename: str) -> Path:
+    """The vocabulary shipped with minibert: inside the wheel (minibert/vocab/) or in a source checkout (vocab/)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "vocab", here.parent / "vocab"):
+        if (folder / filename).is_file():
+            return folder / filename
+    raise FileNotFoundError(
+        f"the vocabulary {filename} that ships with minibert is missing (looked in {here / 'vocab'} and "
+        f"{here.parent / 'vocab'}); reinstall minibert, or pass the path of a vocab.txt"
+    )
