@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Pre-train BERT with masked LM + next sentence prediction: from scratch, or continued on in-domain text.
+
+    python scripts/pretrain.py --from-scratch --steps 2000                 # a small BERT (H=128, 2 layers) on movie_reviews
+    python scripts/pretrain.py --model bert-base-uncased --steps 1000      # continue pre-training on the training reviews
+    python scripts/pretrain.py --from-scratch --corpus my_texts/ --vocab vocab.txt
+    python scripts/finetune.py --model runs/pretrain/model                 # then fine-tune what it saved
+
+Text files: documents separated by blank lines, one sentence per line. By default only the training reviews
+(cv000-cv799) are read, so that the fine-tuning test reviews stay unseen. Ctrl-C saves a checkpoint and exits;
+the same command plus --resume continues it. Writes output-dir/{model/, checkpoint.pt, metrics.json, curves.png}.
+"""
+
+import argparse
+import sys
+from dataclasses import fields
+
+from minibert.pretrain import PretrainArgs, run
+from minibert.training import TrainingError
+
+HELP = {
+    "model": "pretrained checkpoint to continue from: Hub id or local directory (HF layout); "
+             "MLM/NSP heads it lacks are initialised (default: bert-base-uncased, unless --from-scratch)",
+    "from_scratch": "build a new, randomly initialised BERT of the size below instead of loading one",
+    "hidden_size": "--from-scratch: hidden size H",
+    "layers": "--from-scratch: number of encoder layers",
+    "heads": "--from-scratch: attention heads per layer (must divide the hidden size)",
+    "intermediate_size": "--from-scratch: feed-forward inner size (default: 4 x hidden-size)",
+    "vocab": "--from-scratch: WordPiece vocabulary (vocab.txt file, folder or Hub id), e.g. "
+             "vocab/movie-reviews-wordpiece.txt (default: bert-base-uncased)",
+    "corpus": "'movie_reviews' and/or text files or folders of *.txt (blank line between documents, one sentence per line)",
+    "exclude_test_reviews": "movie_reviews: read only the training split cv000-cv799, never the fine-tuning test reviews",
+    "limit_documents": "use only the first N documents, for quick checks (default: all)",
+    "max_length": "tokens per [CLS] A [SEP] B [SEP] example, special tokens included",
+    "steps": "optimizer steps",
+    "batch_size": "examples per optimizer step",
+    "lr": "peak learning rate of AdamW (default: 1e-4 continuing a checkpoint, 5e-4 from scratch)",
+    "warmup": "fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly to 0)",
+    "weight_decay": "AdamW decoupled weight decay (not on biases and LayerNorm)",
+    "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
+    "mlm_prob": "fraction of the tokens chosen for prediction (of those: 80%% [MASK], 10%% random, 10%% unchanged)",
+    "max_predictions": "at most this many predicted tokens per example (default: ceil(mlm-prob x max-length))",
+    "short_seq_prob": "fraction of examples that aim at a random length shorter than max-length",
+    "whole_word_masking": "choose whole words (all their ## pieces together) rather than single pieces",
+    "masking": "dynamic: new sentence pairs and masks every epoch (RoBERTa); static: the same every epoch (BERT)",
+    "seed": "random seed (initialisation, pairs, masks, batch order, dropout)",
+    "output_dir": "where model/, checkpoint.pt, metrics.json and curves.png are written",
+    "device": "auto (cuda when available), cuda, cuda:N or cpu",
+    "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
+    "compile": "torch.compile the training step (faster steps after a one-time compilation)",
+    "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
+    "save_every": "steps between training checkpoints (0: only at the end and on Ctrl-C)",
+    "log_every": "steps between progress-bar updates",
+    "plots": "write curves.png (MLM and NSP loss per step)",
+    "save_model": "save the final model with its heads and vocabulary in HF layout to output-dir/model",
+    "progress": "show the progress bar",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = PretrainArgs()
+    for f in fields(PretrainArgs):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        # Options whose default is None say in their help what None means.
+        help_text = HELP[f.name] if "(default:" in HELP[f.name] else f"{HELP[f.name]} (default: {default})"
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif f.name == "corpus":
+            p.add_argument(flag, nargs="+", default=default, help=f"{HELP[f.name]} (default: {' '.join(default)})")
+        elif f.name in ("model", "vocab"):
+            p.add_argument(flag, default=None, help=help_text)
+        elif f.name in ("intermediate_size", "limit_documents", "max_predictions"):
+            p.add_argument(flag, type=int, default=None, help=help_text)
+        elif f.name in ("masking", "precision"):
+            p.add_argument(flag, choices=("dynamic", "static") if f.name == "masking" else ("auto", "bf16", "fp32"),
+                           default=default, help=help_text)
+        elif f.name == "lr":
+            p.add_argument(flag, type=float, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=help_text)
+    return p
+
+
+def main(argv=None) -> int:
+    args = PretrainArgs(**vars(parser().parse_args(argv)))
+    try:
+        metrics = run(args)
+    except (TrainingError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if metrics["status"] == "completed" else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
