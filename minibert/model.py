@@ -261,7 +261,8 @@ class BertModel(BertPreTrainedModel):
             output_hidden_states: also return the embeddings and every layer's output.
             output_attentions: also return every layer's attention probabilities (uses the written-out path).
         """
-        self.check_inputs(input_ids, attention_mask, token_type_ids)
+        if self.check_inputs(input_ids, attention_mask, token_type_ids):
+            attention_mask = None  # nothing is padded: attention can take its fastest, mask-free kernel
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
@@ -274,8 +275,9 @@ class BertModel(BertPreTrainedModel):
             attentions=tuple(attentions) if attentions is not None else None,
         )
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
-        """Clear errors for inputs that would otherwise fail deep inside an embedding lookup (or a CUDA assert)."""
+    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> bool:
+        """Clear errors for inputs that would otherwise fail deep inside an embedding lookup (or a CUDA assert).
+        Returns True when attention_mask is given but pads nothing."""
         c = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
@@ -292,19 +294,24 @@ class BertModel(BertPreTrainedModel):
             if t is not None and tuple(t.shape) != (B, T):
                 raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has shape {(B, T)}")
         if torch.compiler.is_compiling():
-            return  # a data-dependent check would break the graph; the tokenizer only makes valid ids
+            return False  # a data-dependent check would break the graph; the tokenizer only makes valid ids
         bad_ids = (input_ids < 0) | (input_ids >= c.vocab_size)  # (B, T)
-        bad_types = torch.zeros((), dtype=torch.bool, device=input_ids.device)
+        flags = torch.zeros(3, dtype=torch.bool, device=input_ids.device)  # bad ids, bad segments, mask all ones
+        flags[0] = bad_ids.any()
         if token_type_ids is not None:
-            bad_types = ((token_type_ids < 0) | (token_type_ids >= c.type_vocab_size)).any()
-        if (bad_ids.any() | bad_types).item():  # one host sync for both checks
-            if bad_types.item():
+            flags[1] = ((token_type_ids < 0) | (token_type_ids >= c.type_vocab_size)).any()
+        if attention_mask is not None:
+            flags[2] = (attention_mask != 0).all()
+        any_bad_id, bad_types, unpadded = flags.tolist()  # one host sync for all three checks
+        if any_bad_id or bad_types:
+            if bad_types:
                 raise InputError(f"token_type_ids must be in 0..{c.type_vocab_size - 1} (segment A / B)")
             bad = input_ids[bad_ids].unique()[:5].tolist()
             raise InputError(
                 f"token ids {bad} are outside the vocabulary (0..{c.vocab_size - 1}); the tokenizer's "
                 f"vocabulary does not match this model's vocab_size"
             )
+        return unpadded
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype attention scores will have: the autocast dtype when autocast is on, else x's own."""

@@ -44,6 +44,7 @@ class AdamW:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        compile: bool = False,
     ):
         if not lr >= 0 or not eps >= 0 or not weight_decay >= 0:
             raise ValueError(f"lr, eps and weight_decay must be >= 0 (got {lr}, {eps}, {weight_decay})")
@@ -56,6 +57,8 @@ class AdamW:
         self.param_groups = [{**defaults, **g, "params": list(g["params"])} for g in params]
         self.step_count = 0  # a Python int: the bias correction needs no tensor, hence no device sync
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+        # torch.compile fuses the per-tensor update below into a few kernels that read p, g, m, v once
+        self._compiled_update = torch.compile(_update_per_tensor) if compile else None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -74,6 +77,11 @@ class AdamW:
             m = [self.state[p]["m"] for p in params]
             v = [self.state[p]["v"] for p in params]
 
+            if self._compiled_update is not None:
+                # the step's scalars travel as one tensor: as Python floats, each new lr would recompile
+                h = [1.0 - lr * wd, 1.0 - b1, b2, 1.0 - b2, lr / (1.0 - b1**t), math.sqrt(1.0 - b2**t), eps]
+                self._compiled_update(params, grads, m, v, torch.tensor(h, device=params[0].device))
+                continue
             if wd:
                 torch._foreach_mul_(params, 1.0 - lr * wd)  # p <- p - lr * wd * p
             torch._foreach_lerp_(m, grads, 1.0 - b1)  # m <- b1 m + (1 - b1) g
@@ -114,6 +122,16 @@ class AdamW:
             if moments["m"].shape != p.shape:
                 raise ValueError(f"optimizer state for parameter {i} has shape {tuple(moments['m'].shape)}, the model {tuple(p.shape)}")
             self.state[p] = {k: t.to(device=p.device, dtype=p.dtype) for k, t in moments.items()}
+
+
+def _update_per_tensor(params, grads, ms, vs, h):
+    """The same AdamW update, tensor by tensor: the form torch.compile turns into fused kernels.
+    h = [1 - lr wd, 1 - b1, b2, 1 - b2, lr / (1 - b1^t), sqrt(1 - b2^t), eps]."""
+    for p, g, m, v in zip(params, grads, ms, vs):
+        p.mul_(h[0])
+        m.lerp_(g, h[1])
+        v.mul_(h[2]).add_(g * g * h[3])
+        p.sub_(h[4] * m / (v.sqrt() / h[5] + h[6]))
 
 
 class LinearWarmupDecay:
