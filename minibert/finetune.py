@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import signal
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from .optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
 from .tokenizer import BertTokenizer
 from .training import (
     Dist,
+    StopFlag,
     TrainingError,
     autocast,
     check_finite,
@@ -52,13 +52,13 @@ RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", 
 class FinetuneArgs:
     model: str = "bert-base-uncased"  # Hub id or local directory (HF layout) of the pretrained BERT
     output_dir: str = "runs/finetune"  # model/, checkpoint.pt, metrics.json and plots go here
-    truncation: str = "head+tail"  # head | tail | head+tail | chunks (see minibert/data.py)
+    truncation: str = "chunks"  # head | tail | head+tail | chunks (see minibert/data.py)
     head: int = 128  # head+tail: tokens kept from the start (the rest from the end)
     max_length: int = 512  # tokens per example, [CLS] and [SEP] included
-    stride: int = 128  # chunks: tokens shared by consecutive windows
+    stride: int | None = None  # chunks: tokens shared by consecutive windows; None = max_length // 4
     epochs: int = 4
     batch_size: int = 16
-    lr: float = 5e-5  # peak learning rate
+    lr: float = 1e-4  # peak learning rate
     warmup: float = 0.1  # fraction of the steps spent warming up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # 0 disables clipping
@@ -117,7 +117,8 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[D.R
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
-    enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=args.stride)
+    stride = args.max_length // 4 if args.stride is None else args.stride
+    enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
     return Data(D.encode_reviews(train, **enc), D.encode_reviews(test, **enc), D.encode_reviews(val, **enc), len(test), len(val))
 
 
@@ -147,8 +148,14 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
 
 
 def evaluate(model, examples: list[D.Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
-    """Accuracy, F1 of the positive class and the confusion matrix, per review (windows averaged)."""
+    """Accuracy, F1 of the positive class and the confusion matrix, per review."""
     logits = predict_logits(model, examples, args.eval_batch_size, device, precision, pad_id)
+    return review_metrics(logits, examples, n_docs)
+
+
+def review_metrics(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> dict:
+    """Score reviews, not windows: a review's logits are the mean over its examples (one unless "chunks")."""
+    logits = torch.as_tensor(logits).float()
     doc = torch.tensor([e.doc for e in examples])
     doc_logits = torch.zeros(n_docs, logits.shape[1]).index_add_(0, doc, logits)
     doc_logits /= torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]
@@ -168,28 +175,6 @@ def _to(t, device):
 
 
 # ---- Training -----------------------------------------------------------------------------------------
-
-
-class StopFlag:
-    """Ctrl-C asks the loop to stop after the current step (so the checkpoint is consistent); a second
-    Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.set = False
-
-    def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.set:
-            raise KeyboardInterrupt
-        self.set = True
-        tqdm.write("Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort)")
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
-        return False
 
 
 def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: int, out: Path, dist: Dist | None = None) -> dict:
@@ -302,7 +287,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 score = record["val"]["accuracy"] if data.val else record["epoch"]  # no val set: the last epoch
                 if best is None or score > best["score"]:
                     best = {"score": score, **record}
-                    if args.save_model:
+                    if args.save_model and (data.val or epoch + 1 == args.epochs):
                         model.save_pretrained(out / "model", tokenizer=tokenizer)
                 tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
                            + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,12 +129,42 @@ def load_training_state(path: Path) -> dict:
         ) from e
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(loss).all():
+def check_finite(losses: torch.Tensor, last_step: int) -> None:
+    """Stop on a NaN/inf among the losses of the steps up to `last_step` (one value or several)."""
+    losses = losses.detach().float().reshape(-1).cpu()
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        step = last_step - len(losses) + 1 + first
         raise TrainingError(
-            f"the loss became {loss.item()} at step {step}; stopping. Lower the learning rate, keep gradient "
-            f"clipping on, or train in bf16 rather than fp16. The last epoch checkpoint is intact."
+            f"the loss became {losses[first].item()} at step {step}; stopping. Lower the learning rate, keep "
+            f"gradient clipping on, or train in bf16 rather than fp16. The last saved checkpoint is intact."
         )
+
+
+class StopFlag:
+    """Ctrl-C asks the loop to stop after the current step (so the checkpoint is consistent); a second
+    Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.set = False
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():  # only the main thread may handle signals
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+        print("Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 # ---- Plots ----------------------------------------------------------------------------------------------

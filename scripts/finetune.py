@@ -19,7 +19,7 @@ HELP = {
     "truncation": "how reviews longer than max-length are cut: head, tail, head+tail, or chunks (all windows, logits averaged)",
     "head": "head+tail: tokens kept from the start of the review; the rest of max-length comes from its end",
     "max_length": "tokens per example including [CLS] and [SEP] (at most the model's 512 positions)",
-    "stride": "chunks: tokens shared by consecutive windows",
+    "stride": "chunks: tokens shared by consecutive windows (None: max-length // 4)",
     "epochs": "passes over the training reviews",
     "batch_size": "examples per optimizer step (the global batch under torchrun)",
     "lr": "peak learning rate of AdamW",
@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=int, nargs="+", default=None, help=help_text)
         elif f.name in ("classifier_dropout",):
             p.add_argument(flag, type=float, default=None, help=help_text)
-        elif f.name in ("limit_train", "limit_test"):
+        elif f.name in ("limit_train", "limit_test", "stride"):
             p.add_argument(flag, type=int, default=None, help=help_text)
         else:
             p.add_argument(flag, type=type(default), default=default, help=help_text)
