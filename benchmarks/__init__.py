@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of minibert against transformers (run through scripts/bench.py)."""
