@@ -179,28 +179,31 @@ def load_state_dict(model, state: dict[str, torch.Tensor], source="the state dic
     params = dict(model.named_parameters())
     head_keys = {hf for head in model.heads for hf, _, _ in HEAD_KEYS[head]}
     used = set()
-    with torch.no_grad():
-        for hf, mb, part in key_table(model):
-            target = params[mb]
-            if part is not None:  # one third of the stacked qkv projection
-                target = target.chunk(3, dim=0)[part]
-            if hf not in state:
-                (report.initialized if hf in head_keys else report.missing).append(hf)
-                continue
-            used.add(hf)
-            tensor = state[hf]
-            if tensor.shape != target.shape:
-                report.mismatched.append(f"{hf}: file {tuple(tensor.shape)} vs model {tuple(target.shape)}")
-                continue
-            target.copy_(tensor)
-            report.loaded.append(hf)
+    copies = []  # (model tensor, file tensor): applied only once every tensor is known to fit
+    for hf, mb, part in key_table(model):
+        target = params[mb]
+        if part is not None:  # one third of the stacked qkv projection
+            target = target.chunk(3, dim=0)[part]
+        if hf not in state:
+            (report.initialized if hf in head_keys else report.missing).append(hf)
+            continue
+        used.add(hf)
+        tensor = state[hf]
+        if tensor.shape != target.shape:
+            report.mismatched.append(f"{hf}: file {tuple(tensor.shape)} vs model {tuple(target.shape)}")
+            continue
+        copies.append((target, tensor))
+        report.loaded.append(hf)
     for key in sorted(set(state) - used):
         base = key.removeprefix("bert.")
         if base in ALWAYS_IGNORED or (known_hf_key(key) and not _is_encoder_key(base, model)):
             report.ignored.append(key)
         else:
             report.unexpected.append(key)
-    report.raise_on_errors(source)
+    report.raise_on_errors(source)  # before any copy: a checkpoint that does not fit leaves the model untouched
+    with torch.no_grad():
+        for target, tensor in copies:
+            target.copy_(tensor)
     return report
 
 
@@ -231,7 +234,16 @@ def read_weights(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], Path]
                 f"{path} cannot be read as plain tensors ({type(e).__name__}: {e}). minibert only loads "
                 f".bin files that torch.load(weights_only=True) accepts; convert it to model.safetensors"
             ) from e
-        return dict(state.get("state_dict", state)), path
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]  # a training checkpoint that wraps the weights
+        bad = [repr(k) for k, v in state.items() if not isinstance(v, torch.Tensor)] if isinstance(state, dict) else []
+        if not isinstance(state, dict) or bad:
+            what = f"non-tensor entries {', '.join(bad[:5])}" if bad else f"a {type(state).__name__}"
+            raise CheckpointError(
+                f"{path} holds {what}, not a state dict of name -> tensor; save the weights with "
+                f"torch.save(model.state_dict(), path), or as {WEIGHTS}"
+            )
+        return dict(state), path
     else:
         raise CheckpointError(f"no {WEIGHTS} (or {LEGACY_WEIGHTS}) found among {sorted(map(str, files.values()))}")
     state = {}
@@ -251,14 +263,13 @@ def with_overrides(config: BertConfig, overrides: dict, source) -> BertConfig:
     for key in overrides:
         if key not in fields:
             raise TypeError(f"from_pretrained() got an unexpected keyword argument {key!r} (not a BertConfig field)")
-    config = dataclasses.replace(config, **overrides) if overrides else config
-    if config.id2label is not None and len(config.id2label) != config.num_labels:
-        config.id2label = None  # the file's label names belong to another task
+    if "num_labels" in overrides and "id2label" not in overrides and config.id2label is not None \
+            and len(config.id2label) != overrides["num_labels"]:
+        overrides = {**overrides, "id2label": None}  # the file's label names belong to another task
     try:
-        config.validate()
+        return dataclasses.replace(config, **overrides)  # a validated copy
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-    return config
 
 
 def load_pretrained(cls, name_or_path, *, dtype=None, cache_dir=None, revision=None, local_files_only=False, config=None, **overrides):
@@ -319,7 +330,8 @@ def save_pretrained(model, save_directory, tokenizer=None) -> None:
         save_file(state, tmp, metadata={"format": "pt"})
     config = model.config.to_dict()
     config["architectures"] = [model.hf_architecture]
-    config["torch_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+    # transformers 5 reads `dtype` (and prefers it to a stale one kept in `extra`), older versions `torch_dtype`
+    config["dtype"] = config["torch_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     with atomic_write(out / CONFIG) as tmp:
         Path(tmp).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if tokenizer is not None:

@@ -82,6 +82,11 @@ class BertConfig:
             raise ConfigError(f"attn_implementation {self.attn_implementation!r} is not one of {ATTENTION}")
         if not isinstance(self.pad_token_id, int) or not 0 <= self.pad_token_id < self.vocab_size:
             raise ConfigError(f"pad_token_id {self.pad_token_id!r} is outside the vocabulary (0..{self.vocab_size - 1})")
+        if self.id2label is not None and len(self.id2label) != self.num_labels:
+            raise ConfigError(
+                f"id2label names {len(self.id2label)} labels but num_labels is {self.num_labels}; "
+                f"make them agree, or drop id2label"
+            )
 
     # ---- Hugging Face config.json ----------------------------------------------------------------
 
@@ -99,7 +104,10 @@ class BertConfig:
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "attn_implementation"}
         kwargs = {k: v for k, v in d.items() if k in names}
         if "id2label" in d and d["id2label"] is not None:
-            kwargs["id2label"] = {int(k): v for k, v in d["id2label"].items()}
+            try:
+                kwargs["id2label"] = {int(k): v for k, v in d["id2label"].items()}
+            except (AttributeError, TypeError, ValueError):
+                raise ConfigError(f"id2label must map label ids to names, like {{\"0\": \"neg\"}}; got {d['id2label']!r}") from None
             kwargs.setdefault("num_labels", len(kwargs["id2label"]))
         extra = {k: v for k, v in d.items() if k not in names and k not in ("label2id",)}
         try:

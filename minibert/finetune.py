@@ -72,6 +72,7 @@ class FinetuneArgs:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model
     resume: bool = False  # continue from output_dir/checkpoint.pt
+    stop_after_steps: int | None = None  # behave as if Ctrl-C came after this many steps of this run (time limits)
     limit_train: int | None = None  # use only this many training reviews (half per class): quick checks
     limit_test: int | None = None  # likewise for the test reviews
     log_every: int = 10  # steps between progress-bar updates (each reads the loss: a device sync)
@@ -155,12 +156,17 @@ def evaluate(model, examples: list[D.Example], n_docs: int, args: FinetuneArgs, 
 
 def review_metrics(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> dict:
     """Score reviews, not windows: a review's logits are the mean over its examples (one unless "chunks")."""
+    doc = torch.tensor([e.doc for e in examples])
+    labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
+    return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels)
+
+
+def mean_by_review(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> torch.Tensor:
+    """(N examples, C) -> (n_docs, C): the mean of each review's windows."""
     logits = torch.as_tensor(logits).float()
     doc = torch.tensor([e.doc for e in examples])
-    doc_logits = torch.zeros(n_docs, logits.shape[1]).index_add_(0, doc, logits)
-    doc_logits /= torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]
-    labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
-    return classification_metrics(doc_logits.argmax(-1), labels)
+    total = torch.zeros(n_docs, logits.shape[1]).index_add_(0, doc, logits)
+    return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]
 
 
 def classification_metrics(pred: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -168,6 +174,29 @@ def classification_metrics(pred: torch.Tensor, labels: torch.Tensor) -> dict:
     tp, fp, fn = cm[1][1], cm[0][1], cm[1][0]
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return {"accuracy": float((pred == labels).float().mean()), "f1": f1, "confusion": cm, "n": int(labels.numel())}
+
+
+@torch.inference_mode()
+def classify(model, tokenizer: BertTokenizer, texts: list[str], *, truncation: str = "chunks", max_length: int = 512,
+             head: int = 128, stride: int | None = None, batch_size: int = 64, device="auto", precision: str = "auto") -> list[dict]:
+    """Label each text with a fine-tuned classifier: {"label", "probability", "probabilities"} per text.
+
+    Texts are cut exactly as in training (default: every window, logits averaged), so long reviews are read whole.
+    """
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("classify() takes a list of strings")
+    device = pick_device(device, training=False) if isinstance(device, str) else device
+    precision = ("bf16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
+    reviews = [D.Review(f"text{i}", t, 0) for i, t in enumerate(texts)]
+    stride = max_length // 4 if stride is None else stride
+    examples = D.encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
+    logits = predict_logits(model.to(device), examples, batch_size, device, precision, tokenizer.pad_token_id)
+    probs = mean_by_review(logits, examples, len(texts)).softmax(-1)
+    names = model.config.id2label or {i: str(i) for i in range(probs.shape[1])}
+    return [
+        {"label": names[int(p.argmax())], "probability": float(p.max()), "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}
+        for p in probs
+    ]
 
 
 def _to(t, device):
@@ -237,7 +266,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
             )
 
     status = "completed"
-    step = start_epoch * steps_per_epoch + start_batch
+    step = first_step = start_epoch * steps_per_epoch + start_batch
     with StopFlag() as stop:
         for epoch in range(start_epoch, args.epochs):
             batches = D.batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
@@ -260,6 +289,8 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 pending.append((step, dist.mean(loss.detach()), schedule.lr))
                 n_log += len(batches[b])
                 bar.update(1)
+                if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
+                    stop.set = True
                 if len(pending) >= args.log_every or b == len(batches) - 1 or stop.set:
                     values = torch.stack([l for _, l, _ in pending]).float().cpu()  # the one sync per log interval
                     check_finite(values, step)
@@ -329,10 +360,11 @@ def run(args: FinetuneArgs, reviews: list[D.Review] | None = None) -> dict:
         runs.append(train_one(args, data, tokenizer, seed, out / f"seed{seed}" if len(seeds) > 1 else out, dist))
         if runs[-1]["status"] != "completed":
             break
-    done = [r for r in runs if r["status"] == "completed" and r["selected"]]
+    done = [r for r in runs if r["status"] == "completed" and r["selected"]]  # only rank 0 evaluates
     acc = [r["selected"]["accuracy"] for r in done]
+    completed = sum(r["status"] == "completed" for r in runs) == len(seeds)
     summary = {
-        "status": "completed" if len(done) == len(seeds) else "interrupted",
+        "status": "completed" if completed else "interrupted",
         "seeds": [r["seed"] for r in done],
         "accuracy": acc,
         "accuracy_mean": statistics.mean(acc) if acc else None,
@@ -350,4 +382,6 @@ def run(args: FinetuneArgs, reviews: list[D.Review] | None = None) -> dict:
             print(f"test accuracy over {len(acc)} seed(s): {100 * summary['accuracy_mean']:.2f} +- "
                   f"{100 * summary['accuracy_std']:.2f}  ({', '.join(f'{100 * a:.2f}' for a in acc)}), "
                   f"wall {summary['wall_seconds']:.0f} s")
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
     return summary

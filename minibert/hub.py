@@ -50,7 +50,10 @@ def resolve(
     if path.exists():
         raise HubError(f"{name!r} is a file; pass the directory that holds {', '.join(filenames)}")
     if isinstance(name_or_path, os.PathLike) or looks_like_path(name):
-        raise HubError(f"no such directory: {name!r}")
+        raise HubError(
+            f"no such directory: {name!r}; pass a directory that holds {filenames[0]} "
+            f"(for example one written by save_pretrained), or a Hub id such as 'bert-base-uncased'"
+        )
     return _download(name, filenames, cache_dir=cache_dir, revision=revision, local_files_only=local_files_only)
 
 

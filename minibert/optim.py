@@ -121,7 +121,7 @@ class AdamW:
             p = order[int(i)]
             if moments["m"].shape != p.shape:
                 raise ValueError(f"optimizer state for parameter {i} has shape {tuple(moments['m'].shape)}, the model {tuple(p.shape)}")
-            self.state[p] = {k: t.to(device=p.device, dtype=p.dtype) for k, t in moments.items()}
+            self.state[p] = {k: t.to(device=p.device, dtype=p.dtype, copy=True) for k, t in moments.items()}
 
 
 def _update_per_tensor(params, grads, ms, vs, h):

@@ -24,13 +24,13 @@ class TrainingError(RuntimeError):
 # ---- Device, precision, distribution --------------------------------------------------------------------
 
 
-def pick_device(requested: str = "auto") -> torch.device:
+def pick_device(requested: str = "auto", training: bool = True) -> torch.device:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    if device.type == "cpu":
+    if device.type == "cpu" and training:
         print("warning: training on the CPU is slow (bert-base on movie_reviews: hours; on a GPU: minutes)", file=sys.stderr)
     return device
 

@@ -36,6 +36,7 @@ HELP = {
     "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
     "compile": "torch.compile the model (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
+    "stop_after_steps": "stop like Ctrl-C after this many optimizer steps (save a checkpoint; continue with --resume)",
     "limit_train": "use only this many training reviews, half per class (quick checks)",
     "limit_test": "use only this many test reviews, half per class (quick checks)",
     "log_every": "steps between progress-bar updates",
@@ -58,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=int, nargs="+", default=None, help=help_text)
         elif f.name in ("classifier_dropout",):
             p.add_argument(flag, type=float, default=None, help=help_text)
-        elif f.name in ("limit_train", "limit_test", "stride"):
+        elif f.name in ("limit_train", "limit_test", "stride", "stop_after_steps"):
             p.add_argument(flag, type=int, default=None, help=help_text)
         else:
             p.add_argument(flag, type=type(default), default=default, help=help_text)

@@ -1,0 +1,302 @@
+"""Fine-tuning on CPU: the hand-written AdamW against torch's, the schedule, the split, truncation, batching,
+learning on real reviews, exact resume after an interruption, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import minibert
+from minibert import data as D
+from minibert.finetune import FinetuneArgs, classify, predict_logits, prepare_data, run, train_one
+from minibert.optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
+from minibert.training import StopFlag, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_bert(path: Path, vocab_path: Path, dropout: float = 0.1) -> Path:
+    """A small randomly initialised BERT with the real bert-base-uncased vocabulary, saved in HF layout."""
+    torch.manual_seed(0)
+    cfg = minibert.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                              max_position_embeddings=128, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    minibert.BertModel(cfg).save_pretrained(path, tokenizer=minibert.BertTokenizer(vocab_path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, vocab_path):
+    return tiny_bert(tmp_path_factory.mktemp("tiny"), vocab_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir_no_dropout(tmp_path_factory, vocab_path):
+    return tiny_bert(tmp_path_factory.mktemp("tiny0"), vocab_path, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def reviews(movie_reviews):
+    return D.load_movie_reviews(download=False)
+
+
+def quick(model_dir, out, **kw) -> FinetuneArgs:
+    base = dict(model=str(model_dir), output_dir=str(out), truncation="head", max_length=64, batch_size=8, epochs=2,
+                lr=1e-3, limit_train=24, limit_test=8, progress=False, plots=False, device="cpu")
+    return FinetuneArgs(**(base | kw))
+
+
+# ---- AdamW, schedule, clipping -----------------------------------------------------------------------
+
+
+def test_adamw_matches_torch_adamw_over_100_steps_on_a_real_model(review_texts, vocab_path):
+    cfg = minibert.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    ours = minibert.BertForSequenceClassification(cfg)
+    theirs = minibert.BertForSequenceClassification(cfg)
+    theirs.load_state_dict(ours.state_dict())
+    start = {k: v.clone() for k, v in ours.state_dict().items()}
+    tok = minibert.BertTokenizer(vocab_path)
+    batch = tok(review_texts[:4], truncation=True, max_length=32, padding=True, return_tensors="pt")
+    labels = torch.tensor([0, 1, 0, 1])
+    opt_ours = AdamW(param_groups(ours, 0.01), lr=1e-3, betas=(0.9, 0.98), eps=1e-6)
+    opt_torch = torch.optim.AdamW(param_groups(theirs, 0.01), lr=1e-3, betas=(0.9, 0.98), eps=1e-6, foreach=True)
+    sched = LinearWarmupDecay(opt_ours, warmup_steps=10, total_steps=100)
+    for step in range(100):
+        for group in opt_torch.param_groups:
+            group["lr"] = sched.lr  # the same learning rate every step, warmup and decay included
+        for model, opt in ((ours, opt_ours), (theirs, opt_torch)):
+            model(**batch, labels=labels).loss.backward()
+            clip_grad_norm(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+        sched.step()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, msg=lambda s, name=name: f"{name}: {s}")
+    # every tensor that received a gradient moved (the padding row of the embeddings did not)
+    moved = [k for k, v in ours.state_dict().items() if not torch.equal(v, start[k])]
+    assert len(moved) == len(start)
+
+
+def test_adamw_state_dict_round_trip_continues_identically():
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(5, 3))
+    opt = AdamW([p], lr=0.1)
+    for _ in range(3):
+        p.grad = torch.randn(5, 3)
+        opt.step()
+    q = torch.nn.Parameter(p.detach().clone())
+    opt2 = AdamW([q], lr=0.1)
+    opt2.load_state_dict(opt.state_dict())
+    g = torch.randn(5, 3)
+    p.grad, q.grad = g, g.clone()
+    opt.step(), opt2.step()
+    assert torch.equal(p, q)
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+    model = minibert.BertForSequenceClassification(minibert.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    decay, no_decay = param_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].endswith("weight") and p.ndim == 2 for p in decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} >= {"bert.embeddings.norm.weight", "bert.encoder.layers.0.attn.qkv.bias", "classifier.bias"}
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+
+
+def test_schedule_warms_up_then_decays_linearly_to_zero():
+    opt = AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = LinearWarmupDecay(opt, warmup_steps=4, total_steps=12)
+    lrs = []
+    for _ in range(12):
+        lrs.append(sched.lr)
+        sched.step()
+    assert lrs[:4] == pytest.approx([1 / 5, 2 / 5, 3 / 5, 4 / 5])  # never 0 on the first step
+    assert lrs[4] == pytest.approx(1.0)  # the peak right after warmup
+    assert lrs[4:] == pytest.approx([(12 - s) / 8 for s in range(4, 12)])
+    assert sched.lr == 0.0
+    with pytest.raises(ValueError, match="warmup_steps"):
+        LinearWarmupDecay(opt, warmup_steps=13, total_steps=12)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(4, 4)) for _ in range(3)]
+    b = [torch.nn.Parameter(x.detach().clone()) for x in a]
+    for x, y in zip(a, b):
+        x.grad = torch.randn(4, 4) * 3
+        y.grad = x.grad.clone()
+    n1 = clip_grad_norm(a, 1.0)
+    n2 = torch.nn.utils.clip_grad_norm_(b, 1.0)
+    torch.testing.assert_close(n1, n2)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.grad, y.grad)
+    assert math.isclose(torch.linalg.vector_norm(torch.stack([x.grad.norm() for x in a])).item(), 1.0, rel_tol=1e-5)
+
+
+# ---- Data --------------------------------------------------------------------------------------------
+
+
+def test_fixed_split_counts_and_balance(reviews):
+    train, test = D.split(reviews)
+    assert len(train) == 1600 and len(test) == 400
+    assert sum(r.label for r in train) == 800 and sum(r.label for r in test) == 200
+    assert {D.file_number(r.fileid) for r in train} == set(range(800))
+    assert {D.file_number(r.fileid) for r in test} == set(range(800, 1000))
+    assert not {r.fileid for r in train} & {r.fileid for r in test}
+    assert all(r.fileid.startswith(("neg/", "pos/")) and r.label == (r.fileid[:3] == "pos") for r in reviews)
+
+
+def test_truncation_strategies_on_a_real_review(reviews, vocab_path):
+    tok = minibert.BertTokenizer(vocab_path)
+    review = max(reviews[:50], key=lambda r: len(r.text))
+    ids = tok.encode(review.text, add_special_tokens=False)
+    assert len(ids) > 1100
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+
+    def cut(strategy, **kw):
+        return D.encode_reviews([review], tok, strategy, **kw)
+
+    (head,) = cut("head")
+    assert head.input_ids == [cls, *ids[:510], sep]
+    (tail,) = cut("tail")
+    assert tail.input_ids == [cls, *ids[-510:], sep]
+    (ht,) = cut("head+tail", head=128)
+    assert ht.input_ids == [cls, *ids[:128], *ids[-382:], sep]
+    windows = cut("chunks", max_length=512, stride=128)
+    assert len(windows) == math.ceil((len(ids) - 510) / 382) + 1
+    assert all(len(w.input_ids) == 512 and w.input_ids[0] == cls and w.input_ids[-1] == sep for w in windows)
+    assert windows[0].input_ids[1:-1] == ids[:510] and windows[-1].input_ids[1:-1] == ids[-510:]
+    assert windows[1].input_ids[1:129] == windows[0].input_ids[-129:-1]  # consecutive windows share `stride` tokens
+    covered = set()
+    step = 510 - 128
+    for i, _ in enumerate(windows[:-1]):
+        covered |= set(range(i * step, i * step + 510))
+    covered |= set(range(len(ids) - 510, len(ids)))
+    assert covered == set(range(len(ids)))  # every token is read
+    short = D.Review("pos/cv000_1.txt", "a fine film .", 1)
+    for strategy in D.STRATEGIES:
+        (e,) = D.encode_reviews([short], tok, strategy)
+        assert tok.decode(e.input_ids) == "[CLS] a fine film. [SEP]"
+    with pytest.raises(ValueError, match="truncation strategy"):
+        D.encode_reviews([short], tok, "middle")
+
+
+def test_batch_order_is_deterministic_complete_and_groups_lengths(reviews, vocab_path):
+    tok = minibert.BertTokenizer(vocab_path)
+    examples = D.encode_reviews(reviews[:200], tok, "head", max_length=128)
+    examples += D.encode_reviews([D.Review("neg/cv001_1.txt", "short " * n, 0) for n in range(1, 60)], tok, "head", max_length=128)
+    a = D.batch_order(examples, 16, shuffle=True, seed=3, epoch=1)
+    assert a == D.batch_order(examples, 16, shuffle=True, seed=3, epoch=1)
+    assert a != D.batch_order(examples, 16, shuffle=True, seed=3, epoch=2)
+    assert sorted(i for b in a for i in b) == list(range(len(examples)))
+
+    def padding(batches):
+        return sum(max(len(examples[i].input_ids) for i in b) * len(b) - sum(len(examples[i].input_ids) for i in b) for b in batches)
+
+    ungrouped = D.batch_order(examples, 16, shuffle=True, seed=3, epoch=1, group_by_length=False)
+    assert padding(a) < padding(ungrouped) / 2
+
+
+def test_collate_pads_and_drops_an_all_ones_mask():
+    ex = [D.Example([101, 5, 6, 102], 1, 0), D.Example([101, 7, 102], 0, 1)]
+    b = D.collate(ex)
+    assert b["input_ids"].tolist() == [[101, 5, 6, 102], [101, 7, 102, 0]]
+    assert b["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert b["labels"].tolist() == [1, 0]
+    assert D.collate(ex[:1])["attention_mask"] is None
+
+
+def test_missing_corpus_gives_a_clear_error(tmp_path):
+    code = "from minibert.data import load_movie_reviews; load_movie_reviews(download=False)"
+    env = dict(os.environ, NLTK_DATA=str(tmp_path), HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "movie_reviews corpus is not installed" in r.stderr and "NLTK_DATA" in r.stderr
+
+
+# ---- Training ------------------------------------------------------------------------------------------
+
+
+def test_a_model_learns_real_reviews_and_can_overfit_32_of_them(minilm_dir, reviews, tmp_path):
+    args = FinetuneArgs(model=str(minilm_dir), output_dir=str(tmp_path), truncation="head", max_length=96, batch_size=8,
+                        epochs=8, lr=1e-4, warmup=0.0, limit_train=32, limit_test=8, progress=False, plots=True, device="cpu")
+    tok = minibert.BertTokenizer.from_pretrained(minilm_dir)
+    data = prepare_data(args, tok, reviews)
+    metrics = train_one(args, data, tok, seed=0, out=tmp_path)
+    losses = metrics["history"]["loss"]
+    assert sum(losses[-4:]) / 4 < 0.5 * sum(losses[:4]) / 4  # the loss falls clearly
+    model = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "model")
+    logits = predict_logits(model, data.train, 16, torch.device("cpu"), "fp32")
+    labels = torch.tensor([e.label for e in data.train])
+    assert (logits.argmax(-1) == labels).all()  # 32 of 32 training reviews
+    for name in ("metrics.json", "curves.png", "confusion.png", "checkpoint.pt", "model/config.json", "model/vocab.txt"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["selected"]["epoch"] == 8 and len(saved["history"]["epochs"]) == 8
+    assert sum(map(sum, saved["selected"]["confusion"])) == 8
+    # the saved classifier answers through predict's code path
+    out = classify(model, tok, [r.text for r in reviews[:2]], truncation="head", max_length=96, device="cpu")
+    assert [set(o["probabilities"]) for o in out] == [{"neg", "pos"}] * 2
+
+
+def test_resume_after_an_interruption_is_bit_identical(tiny_dir, reviews, tmp_path):
+    full = run(quick(tiny_dir, tmp_path / "full", epochs=3), reviews)
+    interrupted = run(quick(tiny_dir, tmp_path / "cut", epochs=3, stop_after_steps=5), reviews)  # mid-epoch 2
+    assert interrupted["status"] == "interrupted"
+    resumed = run(quick(tiny_dir, tmp_path / "cut", epochs=3, resume=True), reviews)
+    assert resumed["status"] == "completed" and full["status"] == "completed"
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["history"]["loss"] == b["history"]["loss"]
+    assert full["accuracy"] == resumed["accuracy"]
+
+
+def test_resume_refuses_other_settings_and_corrupted_checkpoints(tiny_dir, reviews, tmp_path):
+    run(quick(tiny_dir, tmp_path, epochs=1, limit_train=8), reviews)
+    with pytest.raises(TrainingError, match="different settings.*lr"):
+        run(quick(tiny_dir, tmp_path, epochs=1, limit_train=8, lr=5e-4, resume=True), reviews)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="corrupted or truncated"):
+        run(quick(tiny_dir, tmp_path, epochs=1, limit_train=8, resume=True), reviews)
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_message(tiny_dir, reviews, tmp_path):
+    with pytest.raises(TrainingError, match="loss became (nan|inf)"):
+        run(quick(tiny_dir, tmp_path, lr=1e30, max_grad_norm=0.0, epochs=2, log_every=1), reviews)
+
+
+def test_ctrl_c_sets_the_stop_flag_instead_of_killing():
+    with StopFlag() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.set
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_two_gloo_processes_reproduce_the_single_process_loss_trajectory(tiny_dir_no_dropout, tmp_path):
+    # dropout off, a global batch of 8 split 4 + 4: DDP averages gradients, so the steps are the same
+    common = ["--model", str(tiny_dir_no_dropout), "--truncation", "head", "--max-length", "64", "--batch-size", "8",
+              "--epochs", "2", "--lr", "1e-3", "--limit-train", "32", "--limit-test", "8", "--device", "cpu",
+              "--no-progress", "--no-plots", "--log-every", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    single = subprocess.run([sys.executable, "scripts/finetune.py", *common, "--output-dir", str(tmp_path / "one")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    double = subprocess.run([*torchrun, "scripts/finetune.py", *common, "--output-dir", str(tmp_path / "two")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["history"]["loss"]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())["history"]["loss"]
+    assert len(one) == len(two) == 8
+    assert one[0] != one[-1]
+    torch.testing.assert_close(torch.tensor(two), torch.tensor(one), atol=1e-5, rtol=1e-5)
