@@ -59,6 +59,7 @@ from .heads import IGNORE_INDEX, BertForPreTraining
 from .optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
 from .tokenizer import BertTokenizer
 from .training import (
+    plot_loss,
     StopFlag,
     TrainingError,
     autocast,
@@ -675,15 +676,7 @@ def plot_losses(history: dict, path: Path, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = history["step"]
     for ax, key, name in ((axes[0], "mlm", "masked LM loss"), (axes[1], "nsp", "next sentence loss")):
-        values = history[key]
-        ax.plot(steps, values, alpha=0.3, label="per step")
-        if len(values) >= 10:
-            k = max(1, len(values) // 20)
-            smooth = [sum(values[max(0, i - k) : i + 1]) / len(values[max(0, i - k) : i + 1]) for i in range(len(values))]
-            ax.plot(steps, smooth, label=f"mean of {k + 1} steps")
-        ax.set_xlabel("step")
-        ax.set_ylabel(name)
-        ax.legend()
+        plot_loss(ax, steps, history[key], name)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

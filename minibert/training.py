@@ -177,18 +177,9 @@ def plot_curves(history: dict, path: Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, losses = history.get("step", []), history.get("loss", [])
     epochs = history.get("epochs", [])
     fig, axes = plt.subplots(1, 2 if epochs else 1, figsize=(11 if epochs else 6, 4), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(steps, losses, alpha=0.3, label="loss")
-    if len(losses) >= 10:
-        k = max(1, len(losses) // 20)
-        smooth = [sum(losses[max(0, i - k) : i + 1]) / len(losses[max(0, i - k) : i + 1]) for i in range(len(losses))]
-        ax.plot(steps, smooth, label=f"mean of {k + 1} steps")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.legend()
+    plot_loss(axes[0, 0], history.get("step", []), history.get("loss", []), "training loss")
     if epochs:
         ax = axes[0, 1]
         for key in ("accuracy", "f1"):
@@ -200,6 +191,18 @@ def plot_curves(history: dict, path: Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_loss(ax, steps: list[int], values: list[float], ylabel: str) -> None:
+    """A noisy per-step loss, faint, under its running mean."""
+    ax.plot(steps, values, alpha=0.3, label="per step")
+    if len(values) >= 10:
+        k = max(1, len(values) // 20)
+        smooth = [sum(values[max(0, i - k) : i + 1]) / len(values[max(0, i - k) : i + 1]) for i in range(len(values))]
+        ax.plot(steps, smooth, label=f"mean of {k + 1} steps")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
 
 
 def plot_confusion(matrix: list[list[int]], labels: tuple[str, ...], path: Path, title: str = "") -> None:

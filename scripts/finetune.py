@@ -6,12 +6,11 @@
     torchrun --nproc_per_node=2 scripts/finetune.py ...          # DistributedDataParallel
 """
 
-import argparse
 import sys
-from dataclasses import fields
 
+from minibert.data import STRATEGIES
 from minibert.finetune import FinetuneArgs, run
-from minibert.training import TrainingError
+from minibert.cli import main_for, parser_for
 
 HELP = {
     "model": "Hub id or local directory (HF layout: config.json, model.safetensors, vocab.txt)",
@@ -46,34 +45,12 @@ HELP = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = FinetuneArgs()
-    for f in fields(FinetuneArgs):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        help_text = f"{HELP[f.name]} (default: {default})"
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif f.name == "seeds":
-            p.add_argument(flag, type=int, nargs="+", default=None, help=help_text)
-        elif f.name in ("classifier_dropout",):
-            p.add_argument(flag, type=float, default=None, help=help_text)
-        elif f.name in ("limit_train", "limit_test", "stride", "stop_after_steps"):
-            p.add_argument(flag, type=int, default=None, help=help_text)
-        else:
-            p.add_argument(flag, type=type(default), default=default, help=help_text)
-    return p
+def parser():
+    return parser_for(FinetuneArgs, HELP, __doc__, {"truncation": STRATEGIES, "precision": ("auto", "bf16", "fp32")})
 
 
 def main(argv=None) -> int:
-    args = FinetuneArgs(**vars(parser().parse_args(argv)))
-    try:
-        summary = run(args)
-    except (TrainingError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0 if summary["status"] == "completed" else 130
+    return main_for(run, FinetuneArgs(**vars(parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

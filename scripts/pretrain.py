@@ -11,12 +11,10 @@ Text files: documents separated by blank lines, one sentence per line. By defaul
 the same command plus --resume continues it. Writes output-dir/{model/, checkpoint.pt, metrics.json, curves.png}.
 """
 
-import argparse
 import sys
-from dataclasses import fields
 
 from minibert.pretrain import PretrainArgs, run
-from minibert.training import TrainingError
+from minibert.cli import main_for, parser_for
 
 HELP = {
     "model": "pretrained checkpoint to continue from: Hub id or local directory (HF layout); "
@@ -57,40 +55,12 @@ HELP = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = PretrainArgs()
-    for f in fields(PretrainArgs):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        # Options whose default is None say in their help what None means.
-        help_text = HELP[f.name] if "(default:" in HELP[f.name] else f"{HELP[f.name]} (default: {default})"
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif f.name == "corpus":
-            p.add_argument(flag, nargs="+", default=default, help=f"{HELP[f.name]} (default: {' '.join(default)})")
-        elif f.name in ("model", "vocab"):
-            p.add_argument(flag, default=None, help=help_text)
-        elif f.name in ("intermediate_size", "limit_documents", "max_predictions"):
-            p.add_argument(flag, type=int, default=None, help=help_text)
-        elif f.name in ("masking", "precision"):
-            p.add_argument(flag, choices=("dynamic", "static") if f.name == "masking" else ("auto", "bf16", "fp32"),
-                           default=default, help=help_text)
-        elif f.name == "lr":
-            p.add_argument(flag, type=float, default=None, help=help_text)
-        else:
-            p.add_argument(flag, type=type(default), default=default, help=help_text)
-    return p
+def parser():
+    return parser_for(PretrainArgs, HELP, __doc__, {"masking": ("dynamic", "static"), "precision": ("auto", "bf16", "fp32")})
 
 
 def main(argv=None) -> int:
-    args = PretrainArgs(**vars(parser().parse_args(argv)))
-    try:
-        metrics = run(args)
-    except (TrainingError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0 if metrics["status"] == "completed" else 130
+    return main_for(run, PretrainArgs(**vars(parser().parse_args(argv))))
 
 
 if __name__ == "__main__":
