@@ -11,15 +11,13 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .config import BertConfig, ConfigError
-from .hub import HubError, resolve
+from .hub import HubError, atomic_write, resolve
 
 log = logging.getLogger("minibert")
 
@@ -215,6 +213,14 @@ def _is_encoder_key(key: str, model) -> bool:
     return key.startswith(("embeddings.", "encoder.layer."))
 
 
+def shard_names(index_path: Path) -> list[str]:
+    """The files a model.safetensors.index.json spreads the weights over."""
+    try:
+        return sorted(set(json.loads(Path(index_path).read_text())["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{index_path} is not a valid shard index ({type(e).__name__}: {e}); download it again") from e
+
+
 def read_weights(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], Path]:
     """Read the tensors of a checkpoint directory: model.safetensors, its shards, or pytorch_model.bin."""
     from safetensors import SafetensorError
@@ -223,8 +229,7 @@ def read_weights(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], Path]
     if WEIGHTS in files:
         paths = [files[WEIGHTS]]
     elif SHARDED_INDEX in files:
-        index = json.loads(files[SHARDED_INDEX].read_text())
-        paths = [files[SHARDED_INDEX].parent / name for name in sorted(set(index["weight_map"].values()))]
+        paths = [files[name] for name in shard_names(files[SHARDED_INDEX])]
     elif LEGACY_WEIGHTS in files:
         path = files[LEGACY_WEIGHTS]
         try:
@@ -281,6 +286,13 @@ def load_pretrained(cls, name_or_path, *, dtype=None, cache_dir=None, revision=N
         revision=revision,
         local_files_only=local_files_only,
     )
+    if WEIGHTS not in files and SHARDED_INDEX in files:  # fetch the shards the index names
+        shards = shard_names(files[SHARDED_INDEX])
+        found = resolve(name_or_path, shards, cache_dir=cache_dir, revision=revision, local_files_only=local_files_only)
+        missing = [n for n in shards if n not in found]
+        if missing:
+            raise CheckpointError(f"{name_or_path}: the shard index names {', '.join(missing)}, which cannot be found")
+        files |= found
     if config is None:
         if CONFIG not in files:
             raise HubError(f"{name_or_path} has no {CONFIG}; a checkpoint directory needs config.json and {WEIGHTS}")
@@ -339,16 +351,3 @@ def save_pretrained(model, save_directory, tokenizer=None) -> None:
     elif getattr(model, "vocab_file", None) and Path(model.vocab_file).resolve() != (out / "vocab.txt").resolve():
         with atomic_write(out / "vocab.txt") as tmp:
             Path(tmp).write_bytes(Path(model.vocab_file).read_bytes())
-
-
-@contextmanager
-def atomic_write(path):
-    """`with atomic_write(path) as tmp:` write to tmp; only a complete file replaces `path`, in one rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Finding a model's files: a local directory, a local file, or a Hugging Face Hub id.
+"""A model's files: finding them (a local directory, a local file, or a Hugging Face Hub id), and writing
+them so that an interruption never leaves a half-written file.
 
 huggingface_hub does the downloading and caching, so `HF_HUB_OFFLINE=1`, `HF_HOME` and the shared
 cache behave exactly as they do for transformers.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -93,3 +96,16 @@ def _download(repo_id, filenames, *, cache_dir, revision, local_files_only) -> d
         except OSError as e:  # connection errors, HTTP errors other than 404
             raise HubError(f"cannot fetch {filename!r} of {repo_id!r} from the Hugging Face Hub: {e}") from e
     return found
+
+
+@contextmanager
+def atomic_write(path):
+    """`with atomic_write(path) as tmp:` write to tmp; only a complete file replaces `path`, in one rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

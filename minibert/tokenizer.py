@@ -35,6 +35,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from .hub import atomic_write
+
 __all__ = ["BasicTokenizer", "WordpieceTokenizer", "BertTokenizer", "BatchEncoding", "head_tail", "load_vocab"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -441,7 +443,7 @@ class BertTokenizer:
             raise FileExistsError(f"{str(directory)!r} is a file; save_pretrained needs a directory")
         directory.mkdir(parents=True, exist_ok=True)
         vocab_path, config_path = directory / VOCAB_NAME, directory / CONFIG_NAME
-        with open(vocab_path, "w", encoding="utf-8", newline="\n") as f:
+        with atomic_write(vocab_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(token + "\n" for token in self._id_to_token)
         config = {
             "tokenizer_class": "BertTokenizer",
@@ -456,7 +458,8 @@ class BertTokenizer:
             "mask_token": "[MASK]",
             "clean_up_tokenization_spaces": True,
         }
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        with atomic_write(config_path) as tmp:
+            Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return vocab_path, config_path
 
     # ---- vocabulary ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write
+from .hub import atomic_write
 
 
 class TrainingError(RuntimeError):
