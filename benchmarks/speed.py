@@ -147,28 +147,31 @@ def step_benchmark(
     return rows
 
 
-def cpu_inference(model_dir: str, B: int = 32, T: int = 512, iters: int = 3, threads: int | None = None) -> list[dict]:
-    """Real MiniLM weights on the CPU, fp32: minibert.BertModel against transformers.BertModel (sdpa)."""
+def cpu_inference(model_dir: str, B: int = 32, T: int = 512, iters: int = 10, threads: int | None = None) -> list[dict]:
+    """Real MiniLM weights on the CPU, fp32: minibert.BertModel against transformers.BertModel (sdpa).
+    The two alternate call by call, so that drifts in the machine's load hit both alike."""
     import transformers
 
     if threads:
         torch.set_num_threads(threads)
-    device = torch.device("cpu")
     ids = torch.randint(1000, 30522, (B, T), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
-    rows = []
+    models = {
+        "transformers": transformers.BertModel.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32).eval(),
+        "minibert": minibert.BertModel.from_pretrained(model_dir).eval(),
+    }
+    times = {name: [] for name in models}
     outputs = {}
-    for impl in ("transformers", "minibert"):
-        if impl == "transformers":
-            model = transformers.BertModel.from_pretrained(model_dir, attn_implementation="sdpa").eval()
-        else:
-            model = minibert.BertModel.from_pretrained(model_dir).eval()
-
-        @torch.inference_mode()
-        def fn():
-            outputs[impl] = model(input_ids=ids, attention_mask=mask).last_hidden_state
-
-        seconds, _ = _time(fn, 1, iters, device)
-        rows.append({"variant": impl, "ms": 1e3 * seconds, "tokens_per_s": B * T / seconds, "threads": torch.get_num_threads()})
+    with torch.inference_mode():
+        for i in range(iters + 1):
+            for name, model in models.items():
+                t = time.perf_counter()
+                outputs[name] = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                if i:  # the first round is warm-up
+                    times[name].append(time.perf_counter() - t)
     torch.testing.assert_close(outputs["minibert"], outputs["transformers"], atol=1e-4, rtol=1e-4)
-    return rows
+    return [
+        {"variant": name, "ms": 1e3 * statistics.median(ts), "tokens_per_s": B * T / statistics.median(ts),
+         "threads": torch.get_num_threads(), "iters": iters}
+        for name, ts in times.items()
+    ]

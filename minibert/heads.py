@@ -46,7 +46,8 @@ class QuestionAnsweringOutput:
 class MaskedLMHead(nn.Module):
     """Predict the original token at every position: dense + GELU + LayerNorm, then scores over the vocabulary.
 
-    The output matrix is the input word-embedding matrix itself (weight tying), so only a bias is new here.
+    The output projection is the input word-embedding matrix itself (weight tying): of the output layer,
+    only its bias is a new parameter.
     """
 
     def __init__(self, config: BertConfig):

@@ -73,7 +73,7 @@ class SelfAttention(nn.Module):
         self.scale = 1.0 / math.sqrt(self.head_size)  # keeps the logits' variance ~1 whatever hd is
         self.qkv = nn.Linear(H, 3 * H)  # W_Q, W_K, W_V stacked: one matrix multiply instead of three
         self.out = nn.Linear(H, H)  # W_O: mixes the heads back together
-        self.dropout = config.attention_probs_dropout_prob
+        self.dropout_p = config.attention_probs_dropout_prob  # a probability (the modules elsewhere are nn.Dropout)
         self.fused = config.attn_implementation == "sdpa"
 
     def forward(
@@ -90,7 +90,7 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)  # (B, T, 3, nh, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hd)
-        p_drop = self.dropout if self.training else 0.0
+        p_drop = self.dropout_p if self.training else 0.0
 
         if self.fused and not need_weights:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop, scale=self.scale)
@@ -170,7 +170,8 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> t
     """(B, T) with 1 = token, 0 = padding  ->  (B, 1, 1, T) additive bias over the keys.
 
     The most negative finite number of the compute dtype (not -inf) keeps a row of pure padding finite:
-    its scores are all equal, softmax is uniform, and no NaN appears in float32 or bfloat16.
+    adding it rounds the scores away, so they are all equal, softmax is uniform, and no NaN appears in
+    float32 or bfloat16.
     """
     if attention_mask is None:
         return None
