@@ -70,7 +70,7 @@ class FinetuneArgs:
     group_by_length: bool = True
     device: str = "auto"  # auto | cuda | cpu | cuda:1 ...
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model and the AdamW update
     resume: bool = False  # continue from output_dir/checkpoint.pt
     stop_after_steps: int | None = None  # behave as if Ctrl-C came after this many steps of this run (time limits)
     limit_train: int | None = None  # use only this many training reviews (half per class): quick checks
@@ -223,7 +223,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     if args.classifier_dropout is not None:
         overrides["classifier_dropout"] = args.classifier_dropout
     model = BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
-    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)

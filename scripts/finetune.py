@@ -33,7 +33,7 @@ HELP = {
     "group_by_length": "batch reviews of similar length together (less padding)",
     "device": "auto (cuda when available), cuda, cuda:N or cpu",
     "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
-    "compile": "torch.compile the model (faster steps after a one-time compilation)",
+    "compile": "torch.compile the model and the AdamW update (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
     "stop_after_steps": "stop like Ctrl-C after this many optimizer steps (save a checkpoint; continue with --resume)",
     "limit_train": "use only this many training reviews, half per class (quick checks)",

@@ -86,6 +86,27 @@ def test_adamw_matches_torch_adamw_over_100_steps_on_a_real_model(review_texts, 
     assert len(moved) == len(start)
 
 
+def test_compiled_adamw_update_matches_the_plain_one():
+    """The fast path: torch.compile fuses the update; it must compute the same step."""
+    torch.manual_seed(0)
+    cfg = minibert.BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # the same gradients in both
+    plain, fused = minibert.BertForSequenceClassification(cfg), minibert.BertForSequenceClassification(cfg)
+    fused.load_state_dict(plain.state_dict())
+    opt_plain = AdamW(param_groups(plain, 0.01), lr=1e-2)
+    opt_fused = AdamW(param_groups(fused, 0.01), lr=1e-2, compile=True)
+    ids, labels = torch.randint(0, 100, (4, 12)), torch.tensor([0, 1, 1, 0])
+    for step in range(4):
+        for group in opt_plain.param_groups + opt_fused.param_groups:
+            group["lr"] = 1e-2 / (step + 1)  # a new lr every step must not change the result (nor recompile)
+        for model, opt in ((plain, opt_plain), (fused, opt_fused)):
+            model(ids, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    for a, b in zip(plain.parameters(), fused.parameters()):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)  # float32 rounding of a differently fused sum
+
+
 def test_adamw_state_dict_round_trip_continues_identically():
     torch.manual_seed(0)
     p = torch.nn.Parameter(torch.randn(5, 3))
