@@ -16,6 +16,13 @@ if "NLTK_DATA" not in os.environ and (SHARED / "nltk_data").is_dir():
     os.environ["NLTK_DATA"] = str(SHARED / "nltk_data")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Hypothesis draws the same examples on every run (derandomize), so whether a bug is caught never depends
+# on luck; HYPOTHESIS_PROFILE=explore draws fresh random examples (and more of them) when hunting locally.
+settings.register_profile("default", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_report_header(config):
@@ -40,17 +47,17 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def movie_reviews():
-    """The NLTK movie_reviews corpus reader; fails (never skips) when it cannot be found nor fetched the way
-    users get it (minibert.data downloads it on first use)."""
+    """The NLTK movie_reviews corpus reader; fails (never skips, never downloads) when it cannot be found:
+    the tests need no network, so the corpus comes from ../shared or from NLTK_DATA."""
     from nltk.corpus import movie_reviews as mr
 
     from minibert.data import CorpusError, load_movie_reviews
 
     try:
-        # where NLTK_DATA names the corpus' location (CI), never download; on a fresh machine, fetch it once
-        load_movie_reviews(download="NLTK_DATA" not in os.environ)
+        load_movie_reviews(download=False)
     except CorpusError as e:
-        pytest.fail(f"the movie_reviews corpus is not available: {e}")
+        pytest.fail(f"the movie_reviews corpus is not available ({e}); the tests never download it: put "
+                    f"../shared/nltk_data beside the checkout or set NLTK_DATA to a folder with corpora/movie_reviews.zip")
     assert len(mr.fileids()) == 2000
     return mr
 
