@@ -232,7 +232,7 @@ class BertPreTrainedModel(nn.Module):
         """Load a pretrained checkpoint: a Hub id ("bert-base-uncased") or a local directory in the HF layout.
 
         Keyword arguments that are BertConfig fields (num_labels=3, attn_implementation="math", ...) override
-        config.json; `dtype`, `cache_dir`, `revision` and `local_files_only` are also accepted.
+        config.json; `dtype`, `cache_dir`, `revision`, `local_files_only` and `force_download` are also accepted.
         With output_loading_info=True, returns (model, report) where the report names every key that was
         initialised instead of loaded and every tensor of the file that this class does not use.
         """
@@ -305,6 +305,11 @@ class BertModel(BertPreTrainedModel):
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise InputError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
         B, T = input_ids.shape
+        if T == 0:
+            raise InputError(
+                f"input_ids has shape {(B, T)}: no tokens; encode texts with the tokenizer, e.g. tokenizer(text), "
+                f"which adds [CLS] and [SEP]"
+            )
         if T > c.max_position_embeddings:
             raise InputError(
                 f"sequence length {T} is longer than the position table ({c.max_position_embeddings}); "
