@@ -145,10 +145,16 @@ def check_parity(name, cfg, attn_impl, scrambled=False):
     want_attn = attn_impl == "math"
     h = hf(ids, **kw, output_attentions=want_attn, **labels)
     m = mb(ids, **kw, output_attentions=want_attn, **labels)
-    ho, mo = outputs(h), outputs(m)
-    assert set(ho) == set(mo), set(ho) ^ set(mo)
+    mo = assert_same_outputs_and_gradients(name, hf, h, mb, m)
     if want_attn:
         assert len(mo) > 2 * cfg.num_hidden_layers
+
+
+def assert_same_outputs_and_gradients(name, hf, h, mb, m) -> dict[str, torch.Tensor]:
+    """Every output of minibert's `m` equals transformers' `h`, and so does every parameter's gradient of
+    `scalar` of them. Returns minibert's outputs by name."""
+    ho, mo = outputs(h), outputs(m)
+    assert set(ho) == set(mo), set(ho) ^ set(mo)
     for key in ho:
         torch.testing.assert_close(mo[key], ho[key], **TOL, msg=lambda s, key=key: f"{name} {key}: {s}")
 
@@ -161,6 +167,7 @@ def check_parity(name, cfg, attn_impl, scrambled=False):
     for key, grad in mb_grads.items():
         assert grad is not None, key
         torch.testing.assert_close(grad, hf_grads[key], **TOL, msg=lambda s, key=key: f"{name} grad {key}: {s}")
+    return mo
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
@@ -209,17 +216,8 @@ def test_parity_on_real_minilm_weights_with_gradients(minilm_dir, review_texts):
     mb = minibert.BertModel.from_pretrained(minilm_dir, attn_implementation="math")
     kw = dict(output_hidden_states=True, output_attentions=True)
     h, m = hf(**batch, **kw), mb(**batch, **kw)
-    ho, mo = outputs(h), outputs(m)
-    assert set(ho) == set(mo) and len(mo) == 2 + 7 + 6
-    for key in ho:
-        torch.testing.assert_close(mo[key], ho[key], **TOL, msg=lambda s, key=key: f"MiniLM {key}: {s}")
-    scalar(h).backward()
-    scalar(m).backward()
-    hf_grads = {k: p.grad for k, p in hf.named_parameters()}
-    mb_grads = to_hf_state_dict(mb, {k: p.grad for k, p in mb.named_parameters()})
-    assert set(mb_grads) == set(hf_grads)
-    for key, grad in mb_grads.items():
-        torch.testing.assert_close(grad, hf_grads[key], **TOL, msg=lambda s, key=key: f"MiniLM grad {key}: {s}")
+    compared = assert_same_outputs_and_gradients("MiniLM", hf, h, mb, m)
+    assert len(compared) == 2 + 7 + 6  # last hidden state, pooler, 7 hidden states, 6 attention maps
 
 
 def test_parity_with_hf_sdpa_attention():
