@@ -258,7 +258,15 @@ class WordpieceTokenizer:
         # this turns the search from O(len(word)^2) substrings into O(len(word) * longest).
         self._longest = max(map(len, vocab), default=0)
 
-    def tokenize(self, word: str) -> list[str]:
+    def tokenize(self, text: str) -> list[str]:
+        """Split a text on whitespace and cut each word into pieces (see `tokenize_word`).
+
+        >>> WordpieceTokenizer({"un", "##want", "##ed", "runn", "##ing"}).tokenize("unwanted running")
+        ['un', '##want', '##ed', 'runn', '##ing']
+        """
+        return [piece for word in text.split() for piece in self.tokenize_word(word)]
+
+    def tokenize_word(self, word: str) -> list[str]:
         """Cut one word into pieces, taking at each step the longest vocabulary piece that matches.
 
         A worked example, with the vocabulary {"un", "##aff", "##able"}, for "unaffable":
@@ -269,13 +277,13 @@ class WordpieceTokenizer:
 
         (The first candidate is as long as the longest vocabulary entry: no longer one can match.)
 
-        >>> WordpieceTokenizer({"un", "##aff", "##able"}).tokenize("unaffable")
+        >>> WordpieceTokenizer({"un", "##aff", "##able"}).tokenize_word("unaffable")
         ['un', '##aff', '##able']
 
         The search never goes back: with "una" in the vocabulary too, it would take "una" and then
         find no piece for "##ffable", and the word becomes unknown, although "un ##aff ##able" exists.
 
-        >>> WordpieceTokenizer({"una", "un", "##aff", "##able"}).tokenize("unaffable")
+        >>> WordpieceTokenizer({"una", "un", "##aff", "##able"}).tokenize_word("unaffable")
         ['[UNK]']
         """
         if len(word) > self.max_input_chars_per_word:
@@ -315,8 +323,14 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
             f"vocab file {str(path)!r} does not exist; pass the path of a WordPiece vocab.txt, a directory "
             f"that holds one, or a Hub id such as 'bert-base-uncased' to BertTokenizer.from_pretrained"
         )
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n") for line in f]  # only the newline: a token may end in other spaces
+    try:
+        # utf-8-sig drops a leading byte order mark, which some editors write: it is not part of "[PAD]".
+        with open(path, encoding="utf-8-sig") as f:
+            tokens = [line.rstrip("\n") for line in f]  # only the newline: a token may end in other spaces
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"vocab file {str(path)!r} is not UTF-8 text ({first_bad_utf8(path)}); save it as UTF-8, one token per line"
+        ) from None
     if not tokens:
         raise ValueError(f"vocab file {str(path)!r} is empty; a WordPiece vocabulary has one token per line")
     missing = [t for t in SPECIAL_TOKENS if t not in set(tokens)]
@@ -326,6 +340,19 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
             f"[PAD], [UNK], [CLS], [SEP] and [MASK] (one token per line)"
         )
     return tokens
+
+
+def first_bad_utf8(path: str | os.PathLike) -> str:
+    """Where a file stops being UTF-8, for error messages: "byte 0xe9 at position 34, line 6".
+
+    (A UnicodeDecodeError raised while reading a text file counts from the reader's last buffer.)
+    """
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"byte {data[e.start]:#04x} at position {e.start}, line {data.count(10, 0, e.start) + 1}"
+    return "valid UTF-8"
 
 
 def load_pretrained_files(
@@ -592,7 +619,7 @@ class BertTokenizer:
     def _word_to_ids(self, word: str) -> tuple[int, ...]:
         """The plain algorithm for one whitespace-free word: basic split, then WordPiece, then ids."""
         vocab = self._vocab
-        wordpiece = self.wordpiece_tokenizer.tokenize
+        wordpiece = self.wordpiece_tokenizer.tokenize_word
         pieces = [piece for sub in self.basic_tokenizer.split_word(word) for piece in wordpiece(sub)]
         ids = tuple(vocab[piece] for piece in pieces)  # a tuple: cached values must not be modified
         # Once full, the cache stops growing rather than evicting: the words seen first in a corpus

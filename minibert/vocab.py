@@ -528,7 +528,7 @@ def token_stats(vocab: Iterable[str], word_counts: Mapping[str, int], unk_token:
     wordpiece = WordpieceTokenizer(set(vocab), unk_token=unk_token)
     words = tokens = unk = 0
     for word, n in word_counts.items():
-        pieces = wordpiece.tokenize(word)
+        pieces = wordpiece.tokenize_word(word)
         words += n
         tokens += n * len(pieces)
         unk += n * pieces.count(unk_token)
