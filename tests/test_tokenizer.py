@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import string
+import sys
 import unicodedata
 
 import pytest
@@ -20,6 +21,7 @@ import transformers
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
+from transformers.models.bert.tokenization_bert_legacy import WordpieceTokenizer as LegacyWordpiece
 
 from minibert.hub import HubError
 from minibert.tokenizer import BasicTokenizer, BertTokenizer, WordpieceTokenizer, head_tail, load_vocab
@@ -86,8 +88,24 @@ UNICODE_SPACES = (
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\ufe0f\u034f"
 IN_TEXT_SPECIALS = [*SPECIALS, "[mask]", "[Sep]", "[MA\x00SK]", "[SEP\u200b]", "[", "]", "[[MASK]]"]
 
+# Punctuation and symbols (issue 13): movie_reviews is pure ASCII, and "anything in Unicode" rarely draws
+# them, so a bug in the punctuation rule for, say, open/close/connector punctuation (Ps, Pe, Pc) went unseen.
+PUNCTUATION_CATEGORIES = ["Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So"]
+PUNCTUATION_BLOCKS = {  # the Unicode blocks where most non-ASCII punctuation of real text comes from
+    "General Punctuation": (0x2000, 0x206F),
+    "CJK Symbols and Punctuation": (0x3000, 0x303F),
+    "Halfwidth and Fullwidth Forms": (0xFF00, 0xFFEF),
+}
+punctuation_and_symbols = st.one_of(
+    # one category at a time, so that the small ones (Pc has 10 characters, So over 6000) are drawn as often
+    st.sampled_from(PUNCTUATION_CATEGORIES).flatmap(lambda category: st.characters(categories=[category])),
+    *(st.characters(min_codepoint=low, max_codepoint=high) for low, high in PUNCTUATION_BLOCKS.values()),
+)
+
 pieces = st.one_of(
     st.characters(exclude_categories=["Cs"]),  # anything in Unicode (surrogates cannot be in a str we encode)
+    punctuation_and_symbols,
+    punctuation_and_symbols.map(lambda c: f"a{c}b"),  # inside a word, where it must split the word
     st.characters(min_codepoint=0xC0, max_codepoint=0x24F),  # Latin letters with accents
     st.characters(min_codepoint=0x300, max_codepoint=0x36F),  # combining accents
     st.characters(min_codepoint=0x370, max_codepoint=0x3FF),  # Greek (final sigma)
@@ -131,6 +149,37 @@ def test_all_reviews_match_rust(tok, rust, review_texts):
 def test_unicode_text_matches_legacy(tok, legacy, text):
     assert tok.tokenize(text) == legacy.tokenize(text)
     assert ours(tok, text) == reference(legacy, text)
+
+
+def _punctuation_and_symbols() -> list[str]:
+    """Every code point of categories P* and S*, and every code point of PUNCTUATION_BLOCKS."""
+    codepoints = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] in "PS"}
+    for low, high in PUNCTUATION_BLOCKS.values():
+        codepoints.update(range(low, high + 1))
+    return [chr(cp) for cp in sorted(codepoints)]
+
+
+@pytest.mark.parametrize("options", [{}, {"do_lower_case": False}], ids=str)
+def test_every_punctuation_and_symbol_character_matches_legacy(vocab_path, options):
+    """Each of the ~8800 characters inside a word ("a" + char + "b"), against the legacy reference.
+
+    All of them go through in one text (well under a second); only when that text differs is each
+    character tokenized alone, to name the ones that differ.
+    """
+    chars = _punctuation_and_symbols()
+    assert len(chars) > 8500  # 8817 with Python 3.11's Unicode 14.0
+    tok, legacy = BertTokenizer(vocab_path, **options), BertTokenizerLegacy(str(vocab_path), **options)
+    texts = [f"a{c}b" for c in chars]
+    joined = " ".join(texts)
+    if tok.tokenize(joined) == legacy.tokenize(joined) and ours(tok, joined) == reference(legacy, joined):
+        return
+    differ = [
+        f"U+{ord(c):04X} {unicodedata.name(c, '(no name)')} [{unicodedata.category(c)}]: "
+        f"{tok.tokenize(text)} != legacy {legacy.tokenize(text)}"
+        for c, text in zip(chars, texts)
+        if ours(tok, text) != reference(legacy, text)
+    ]
+    pytest.fail(f"{len(differ)} punctuation/symbol characters differ from the legacy tokenizer:\n" + "\n".join(differ[:20]))
 
 
 @pytest.mark.parametrize("truncation", TRUNCATIONS)
@@ -365,6 +414,17 @@ def test_documented_difference_9_decode_cleanup(tok, legacy, rust):
     assert tok.decode(ids, clean_up_tokenization_spaces=False) == "[CLS] isn ' t it the [MASK] ' s [SEP]"
 
 
+def test_rust_decode_spacing_without_cleanup(tok, legacy, rust):
+    """Pins the README's wording of difference 9: with clean_up_tokenization_spaces=False the Rust decoder
+    still drops the space before . , ! ? ; only the multi-token rules ("isn ' t", "' s") follow the flag."""
+    ids = tok.encode("a. b, c! d? e; f: isn't the [MASK]'s")
+    spaced = "[CLS] a . b , c ! d ? e ; f : isn ' t the [MASK] ' s [SEP]"
+    assert tok.decode(ids, clean_up_tokenization_spaces=False) == legacy.decode(ids, clean_up_tokenization_spaces=False) == spaced
+    assert rust.decode(ids, clean_up_tokenization_spaces=False) == "[CLS] a. b, c! d? e ; f : isn ' t the [MASK] ' s [SEP]"
+    cleaned = "[CLS] a. b, c! d? e ; f : isn't the [MASK]'s [SEP]"
+    assert tok.decode(ids) == legacy.decode(ids) == rust.decode(ids, clean_up_tokenization_spaces=True) == cleaned
+
+
 # ---- the pieces on their own ----------------------------------------------------------------
 
 
@@ -394,6 +454,25 @@ def test_wordpiece_greedy_longest_match_and_unk():
     assert wordpiece.tokenize("unaffablex") == ["[UNK]"]  # one piece that does not match: the whole word is [UNK]
     assert wordpiece.tokenize("a" * 100) == ["a"] + ["##a"] * 99
     assert wordpiece.tokenize("a" * 101) == ["[UNK]"]  # longer than 100 characters
+
+
+def test_wordpiece_splits_text_on_whitespace_first():
+    """As google-research/bert's and transformers' WordpieceTokenizer: a text, not only one word (issue 9, point 19)."""
+    vocab = {"[UNK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing"}
+    wordpiece = WordpieceTokenizer(vocab)
+    assert wordpiece.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
+    assert wordpiece.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
+    assert wordpiece.tokenize(" \t\n") == [] and wordpiece.tokenize("") == []
+    assert wordpiece.tokenize("a" * 101 + " un") == ["[UNK]", "un"]  # the 100-character limit is per word
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.text("unwaedrig#X", max_size=9), max_size=6), spaces=st.sampled_from([" ", "  ", "\t", "\n", "\u3000"]))
+def test_wordpiece_matches_the_legacy_wordpiece_on_texts(words, spaces):
+    vocab = {"[UNK]": 0, "want": 1, "##want": 2, "##ed": 3, "wa": 4, "un": 5, "runn": 6, "##ing": 7, "##e": 8, "##d": 9}
+    text = spaces.join(words)
+    expected = LegacyWordpiece(vocab, unk_token="[UNK]", max_input_chars_per_word=4).tokenize(text)
+    assert WordpieceTokenizer(vocab, max_input_chars_per_word=4).tokenize(text) == expected
 
 
 def test_tokenize_examples(tok):
@@ -569,6 +648,41 @@ def test_missing_or_empty_vocab(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match="is empty"):
         BertTokenizer(tmp_path / "empty.txt")
+
+
+def test_vocab_file_with_a_byte_order_mark(vocab_path, tmp_path):
+    """A leading UTF-8 BOM (Windows editors write one) is not part of the first token (issue 9, point 18).
+
+    Both transformers tokenizers keep it ("\\ufeff[PAD]" becomes token 0, and [PAD] a new token 30522);
+    minibert reads the file as the same vocabulary without the BOM.
+    """
+    with_bom = tmp_path / "vocab.txt"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + vocab_path.read_bytes())
+    assert load_vocab(with_bom) == load_vocab(vocab_path)
+    tok = BertTokenizer(with_bom)
+    assert tok.pad_token_id == 0 and tok.vocab_size == 30522
+    assert tok("[PAD] hello", padding="max_length", max_length=6)["input_ids"] == [101, 0, 7592, 102, 0, 0]
+    # what the references do, as docs/tokenizer_notes.md says
+    for reference_tokenizer in (BertTokenizerLegacy(str(with_bom)), transformers.BertTokenizer.from_pretrained(str(tmp_path))):
+        assert reference_tokenizer.convert_ids_to_tokens(0) == "\ufeff[PAD]"
+        assert reference_tokenizer.pad_token_id == 30522
+
+
+def test_vocab_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1-vocab.txt"
+    path.write_bytes("".join(t + "\n" for t in [*SPECIALS, "café"]).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"vocab file .*latin1-vocab.txt' is not UTF-8 text \(byte 0xe9 at position 34, line 6\)"):
+        BertTokenizer(path)
+    with pytest.raises(ValueError, match="latin1-vocab.txt' is not UTF-8"):
+        BertTokenizer.from_pretrained(path)
+
+
+def test_special_tokens_are_fixed_there_is_no_never_split(tok, vocab_path):
+    """The README's "differences from other libraries": special tokens typed in the text always stay whole,
+    and BertTokenizer takes no never_split (google-research/bert and torchtext split "[MASK]" unless listed)."""
+    assert tok.tokenize("the [MASK] and [SEP][CLS]") == ["the", "[MASK]", "and", "[SEP]", "[CLS]"]
+    with pytest.raises(TypeError, match="never_split"):
+        BertTokenizer(vocab_path, never_split=["[MASK]"])
 
 
 @pytest.mark.parametrize("missing", SPECIALS)
