@@ -13,6 +13,8 @@ cv800-cv999 test (200 + 200). A review has ~850 WordPiece tokens, so truncation 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import re
 from dataclasses import dataclass
@@ -64,8 +66,12 @@ def load_movie_reviews(download: bool = True) -> list[Review]:
 
 
 def _download_quietly(nltk) -> bool:
+    """Try NLTK's download; its own messages (printed even with quiet=True when it fails) are swallowed, so
+    that the one line of CorpusError is all a user sees."""
     try:
-        return bool(nltk.download("movie_reviews", quiet=True, raise_on_error=True))
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            return bool(nltk.download("movie_reviews", quiet=True, raise_on_error=True, print_error_to=sink))
     except Exception:  # no network, proxy errors, read-only data dir: all reported the same way
         return False
 

@@ -13,9 +13,9 @@ weights as one that never stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +43,20 @@ from .training import (
     LossLog,
     StopFlag,
     autocast,
+    check_options,
     choose_precision,
     optimizer_step,
     pick_device,
     plot_confusion,
     plot_curves,
+    prepare_output_dir,
     resume_from,
     save_checkpoint,
+    saving,
     seed_everything,
+    warn_cpu_training,
+    write_json,
+    written,
 )
 
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
@@ -82,6 +88,7 @@ class FinetuneArgs:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model and the AdamW update
     resume: bool = False  # continue from output_dir/checkpoint.pt
+    overwrite: bool = False  # replace the earlier run in output_dir (its files only)
     stop_after_steps: int | None = None  # behave as if Ctrl-C came after this many steps of this run (time limits)
     limit_train: int | None = None  # use only this many training reviews (half per class): quick checks
     limit_test: int | None = None  # likewise for the test reviews
@@ -93,17 +100,14 @@ class FinetuneArgs:
     def validate(self) -> None:
         if self.truncation not in STRATEGIES:
             raise ValueError(f"--truncation must be one of {STRATEGIES}, got {self.truncation!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        check_options(self, positive=("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"),
+                      limits=("limit_train", "limit_test", "stop_after_steps"))
         if self.val_size < 0 or self.val_size % 2:
             raise ValueError(f"--val-size must be an even number >= 0 (half per class), got {self.val_size}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.val_size >= 1600:
+            raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
+        if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
 
 
 @dataclass
@@ -134,8 +138,9 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Rev
 
 
 def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
-    per_class = [[r for r in reviews if r.label == c][: n // 2] for c in (0, 1)]
-    return [r for r in reviews if r in per_class[0] or r in per_class[1]]
+    """The first n reviews, half per class (an odd n gives neg the extra one), in their original order."""
+    keep = {id(r) for c, k in ((0, n - n // 2), (1, n // 2)) for r in [r for r in reviews if r.label == c][:k]}
+    return [r for r in reviews if id(r) in keep]
 
 
 # ---- Evaluation ---------------------------------------------------------------------------------------
@@ -219,7 +224,7 @@ def _to(t, device):
 def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: int, out: Path, dist: Dist | None = None) -> dict:
     """One fine-tuning run with one seed. Returns its metrics (also written to out/metrics.json)."""
     dist = dist or Dist()
-    device = pick_device(args.device, local_rank=dist.local_rank if dist.world > 1 else None)
+    device = pick_device(args.device, training=False, local_rank=dist.local_rank if dist.world > 1 else None)
     precision = choose_precision(device, args.precision)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -227,6 +232,8 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     seed_everything(seed)
     model = load_classifier(args, device)
+    if dist.main:
+        warn_cpu_training(device, model)
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
@@ -249,9 +256,11 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
-    status, step = "completed", start_epoch * steps_per_epoch + start_batch
+    status, stopped_by, step = "completed", None, start_epoch * steps_per_epoch + start_batch
     first_step = step
     with StopFlag() as stop:
+        if dist.main:
+            tqdm.write(f"seed {seed}: {total - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
         for epoch in range(start_epoch, args.epochs):
             batches = batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
             first = start_batch if epoch == start_epoch else 0
@@ -270,13 +279,14 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 bar.update(1)
                 if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
                     stop.set = True
+                stop.set = dist.any(stop.set)  # under torchrun, a signal to one rank stops all at this step
                 if log.due() or b == len(batches) - 1 or stop.set:
                     bar.set_postfix(**log.flush())
                 if stop.set:
                     break
             bar.close()
             if stop.set:
-                status = "interrupted"
+                status, stopped_by = "interrupted", stop.reason or "--stop-after-steps"
                 save(epoch, b + 1)
                 if dist.main:
                     tqdm.write(f"saved {ckpt_path}; continue with the same command plus --resume")
@@ -288,6 +298,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     metrics = {
         "status": status,
+        "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
         "seed": seed,
         "args": dataclasses.asdict(args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -334,7 +345,8 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
     if best is None or score > best["score"]:
         best = {"score": score, **record}
         if args.save_model and (data.val or epoch + 1 == args.epochs):
-            model.save_pretrained(out / "model", tokenizer=tokenizer)
+            with saving(out / "model"):
+                model.save_pretrained(out / "model", tokenizer=tokenizer)
     tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
     return best
@@ -342,12 +354,17 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
     """metrics.json, and with --plots the loss curve and the selected epoch's confusion matrix."""
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     history, best = metrics["history"], metrics["selected"]
     if args.plots and history["step"]:
-        plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
-        if best:
-            plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+        with saving(out / "curves.png"):
+            plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
+            if best:
+                plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+
+
+# What a fine-tuning run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "summary.json", "model", "curves.png", "confusion.png", "seed[0-9]*")
 
 
 def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
@@ -355,11 +372,15 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     args.validate()
     device_type = "cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda") else "cpu"
     dist = Dist.from_env(device_type)
+    out = Path(args.output_dir)
+    if dist.main:  # before the corpus and the model: a folder that cannot be written is found at once
+        prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
+    dist.barrier()
     started = time.perf_counter()
+    reviews = reviews if reviews is not None else load_movie_reviews()
     tokenizer = BertTokenizer.from_pretrained(args.model)
     data = prepare_data(args, tokenizer, reviews)
     seeds = args.seeds or [args.seed]
-    out = Path(args.output_dir)
     runs = []
     for seed in seeds:
         runs.append(train_one(args, data, tokenizer, seed, out / f"seed{seed}" if len(seeds) > 1 else out, dist))
@@ -370,6 +391,7 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     completed = sum(r["status"] == "completed" for r in runs) == len(seeds)
     summary = {
         "status": "completed" if completed else "interrupted",
+        "stopped_by": None if completed else runs[-1]["stopped_by"],
         "seeds": [r["seed"] for r in done],
         "accuracy": acc,
         "accuracy_mean": statistics.mean(acc) if acc else None,
@@ -381,12 +403,12 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
         "args": dataclasses.asdict(args),
     }
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "summary.json", summary)
         if acc:
             print(f"test accuracy over {len(acc)} seed(s): {100 * summary['accuracy_mean']:.2f} +- "
                   f"{100 * summary['accuracy_std']:.2f}  ({', '.join(f'{100 * a:.2f}' for a in acc)}), "
                   f"wall {summary['wall_seconds']:.0f} s")
+        print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
     if dist.world > 1:
         torch.distributed.destroy_process_group()
     return summary
