@@ -95,6 +95,9 @@ RESUME_KEYS = ("model", "from_scratch", "hidden_size", "layers", "heads", "inter
                "weight_decay", "max_grad_norm", "mlm_prob", "max_predictions", "short_seq_prob", "whole_word_masking",
                "masking", "seed")
 
+# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png")
+
 DEFAULT_MODEL = "bert-base-uncased"
 DEFAULT_LR = {"continue": 1e-4, "scratch": 5e-4}
 
@@ -302,9 +305,6 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     write_outputs(args, out, model, tokenizer, metrics)
     return metrics
 
-
-# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
-RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png")
 
 
 def read_texts(args: PretrainArgs, documents: list[list[str]] | None) -> list[list[str]]:
