@@ -45,6 +45,7 @@ from .training import (
     Dist,
     LossLog,
     StopFlag,
+    WeightAverage,
     autocast,
     check_options,
     check_resume,
@@ -66,7 +67,7 @@ from .training import (
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
 RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", "batch_size", "lr", "warmup",
                "weight_decay", "max_grad_norm", "layer_decay", "classifier_dropout", "val_size", "limit_train",
-               "group_by_length", "cv")
+               "group_by_length", "cv", "average_last")
 
 
 @dataclass
@@ -84,6 +85,7 @@ class FinetuneArgs:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # 0 disables clipping
     layer_decay: float = 1.0  # layer-wise lr decay: layer i of L learns at lr * layer_decay ** (L - i); 1 = off
+    average_last: int = 0  # the model kept is the mean of the weights at the end of the last N epochs; 0 = off
     classifier_dropout: float | None = None  # None: the checkpoint's hidden dropout (0.1)
     seed: int = 0
     seeds: list[int] | None = None  # several runs, reported as mean +- std
@@ -117,6 +119,8 @@ class FinetuneArgs:
             raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
         if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
+        if not 0 <= self.average_last <= self.epochs:
+            raise ValueError(f"--average-last must be between 0 (off) and --epochs ({self.epochs}), got {self.average_last}")
         if not 0 < self.layer_decay <= 1:
             raise ValueError(f"--layer-decay must be in (0, 1] (1 turns it off), got {self.layer_decay}")
         if not self.test and not self.val_size:
@@ -261,10 +265,11 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
     history = {"step": [], "loss": [], "lr": [], "epochs": []}
-    start_epoch, start_batch, best, elapsed_before = 0, 0, None, 0.0
+    start_epoch, start_batch, best, elapsed_before, average = 0, 0, None, 0.0, WeightAverage()
     if args.resume and ckpt_path.exists():
         state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed)
         history, best, elapsed_before = state["history"], state["best"], state["elapsed"]
+        average.load_state_dict(state.get("average"))
         start_epoch, start_batch = state["epoch"], state["batch"]
         if dist.main:
             tqdm.write(f"resuming {out} at epoch {start_epoch + 1}, batch {start_batch}")
@@ -274,7 +279,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     def save(epoch: int, batch: int) -> None:
         if dist.main:  # every rank holds the same weights; one writes them
             save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
-                            epoch=epoch, batch=batch, history=history, best=best, seed=seed)
+                            epoch=epoch, batch=batch, history=history, best=best, seed=seed, average=average.state_dict())
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
@@ -315,8 +320,12 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 break
             if dist.main:  # end of epoch: evaluate on rank 0, keep the best model
                 best = end_of_epoch(model, tokenizer, data, args, seed, epoch, step, history, best, out, device, precision)
+            if epoch >= args.epochs - args.average_last:
+                average.add(model)
             save(epoch + 1, 0)
             dist.barrier()
+    if status == "completed" and args.average_last and dist.main:
+        best = select_average(model, average, tokenizer, data, args, seed, out, device, precision)
 
     metrics = {
         "status": status,
@@ -368,13 +377,33 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
     score = record["val"]["accuracy"] if data.val else record["epoch"]  # never the test split; no val set: the last epoch
     if best is None or score > best["score"]:
         best = {"score": score, **record}
-        if args.save_model and (data.val or epoch + 1 == args.epochs):
+        if args.save_model and not args.average_last and (data.val or epoch + 1 == args.epochs):
             with saving(out / "model"):
                 model.save_pretrained(out / "model", tokenizer=tokenizer)
     tqdm.write(f"seed {seed} epoch {epoch + 1}:"
                + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
     return best
+
+
+def select_average(model, average: WeightAverage, tokenizer, data: Data, args: FinetuneArgs, seed: int, out: Path,
+                   device, precision: str) -> dict:
+    """--average-last N: put the mean of the last N epochs' weights into the model, evaluate it, and keep it
+    (in out/model) instead of a single epoch. Returns the record that becomes metrics["selected"]."""
+    average.copy_to(model)
+    pad = tokenizer.pad_token_id
+    record = {"epoch": args.epochs, "averaged_epochs": list(range(args.epochs - args.average_last + 1, args.epochs + 1))}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    if args.save_model:
+        with saving(out / "model"):
+            model.save_pretrained(out / "model", tokenizer=tokenizer)
+    tqdm.write(f"seed {seed}, mean weights of epochs {record['averaged_epochs']}:"
+               + (f"  test accuracy {record['accuracy']:.4f}" if data.test else "")
+               + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+    return record
 
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:

@@ -34,6 +34,7 @@ HELP = {
     "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
     "layer_decay": "layer-wise learning-rate decay: layer i of L learns at lr x layer-decay^(L-i), the embeddings at "
                    "lr x layer-decay^L, the head at lr (Sun et al. 2019); 1 turns it off",
+    "average_last": "keep the mean of the weights at the end of the last N epochs instead of one epoch's (0: off)",
     "classifier_dropout": "dropout before the classifier (default: the checkpoint's hidden dropout)",
     "seed": "random seed (initialisation of the classifier, data order, dropout)",
     "seeds": "run once per seed and report the mean +- std of the test accuracy",

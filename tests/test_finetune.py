@@ -430,3 +430,21 @@ def test_layer_decay_scales_each_layers_learning_rate():
         sched.step()
     assert sched.lr == pytest.approx(1e-3 * 5 / 8)  # groups[0] is the top: the logged lr is the full one
     assert [g["lr"] / sched.lr for g in opt.param_groups] == pytest.approx([g["lr_scale"] for g in groups])
+
+
+def test_average_last_keeps_the_mean_of_the_last_epochs_weights(tiny_dir, reviews, tmp_path):
+    """--average-last 2 over 3 epochs: model/ holds (weights after epoch 2 + weights after epoch 3) / 2, and
+    that averaged model is the one evaluated and reported."""
+    summary = run(quick(tiny_dir, tmp_path / "avg", epochs=3, average_last=2), reviews)
+    selected = json.loads((tmp_path / "avg" / "metrics.json").read_text())["selected"]
+    assert selected["averaged_epochs"] == [2, 3] and summary["accuracy"] == [selected["accuracy"]]
+    after_3 = torch.load(tmp_path / "avg" / "checkpoint.pt", weights_only=True)["model"]
+    steps_per_epoch = 24 // 8
+    run(quick(tiny_dir, tmp_path / "two", epochs=3, average_last=2, stop_after_steps=2 * steps_per_epoch), reviews)
+    after_2 = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]  # the same run, stopped after epoch 2
+    averaged = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "avg" / "model").state_dict()
+    for name, w in averaged.items():
+        torch.testing.assert_close(w, (after_2[name] + after_3[name]) / 2, msg=lambda s, name=name: f"{name}: {s}")
+    assert not torch.equal(after_2["classifier.weight"], after_3["classifier.weight"])  # two different points
+    with pytest.raises(ValueError, match="--average-last must be between 0"):
+        run(quick(tiny_dir, tmp_path / "x", epochs=2, average_last=3), reviews)
