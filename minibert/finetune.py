@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,8 +178,9 @@ def balanced_subset(reviews: list[D.Review], n: int) -> list[D.Review]:
 
 
 @torch.inference_mode()
-def predict_logits(model, examples: list[D.Example], batch_size: int, device, precision: str, pad_id: int = 0) -> torch.Tensor:
-    """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches."""
+def predict_logits(model, examples: list[D.Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
+    """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches (a tqdm `bar`
+    advances by each batch's examples)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
@@ -190,6 +192,8 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
             logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device),
                            token_type_ids=_to(b["token_type_ids"], device)).logits
         out[idx] = logits.float().cpu()
+        if bar is not None:
+            bar.update(len(idx))
     model.train(was_training)
     return out
 
@@ -288,12 +292,13 @@ def load_fine_tuned(path, dtype=None) -> tuple[BertForSequenceClassification, Be
 def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, *,
                     truncation: str = "chunks", max_length: int = 512, head: int = 128, stride: int | None = None,
                     batch_size: int = 64, device="auto", precision: str = "auto", block: int | None = None,
-                    progress: bool = False) -> Iterator[dict]:
+                    progress: bool | None = False) -> Iterator[dict]:
     """Label each text (or pair), yielding {"label", "probability", "probabilities"} in input order.
 
     Texts are read `block` at a time (default: 16 batches' worth); within a block predict_logits sorts
     the windows by length, so a batch holds similar lengths and little is padded, and the block's results
     are yielded as soon as it is done. A text's probabilities are the softmax of its windows' mean logits.
+    progress: True shows a bar of windows on stderr; None shows it only on a terminal and after 2 s.
     """
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("classify() takes a list of strings")
@@ -307,14 +312,16 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     model = model.to(device)
     names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
     block = block or 16 * batch_size
-    with tqdm(total=len(texts), desc="texts", unit="text", disable=not progress, dynamic_ncols=True) as bar:
+    show = progress or (progress is None and sys.stderr.isatty())
+    with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2, dynamic_ncols=True) as bar:
         for start in range(0, len(texts), block):
             part = range(start, min(start + block, len(texts)))
             reviews = [D.Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]
             examples = D.encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
-            logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id)
+            bar.total += len(examples)  # known block by block: a long text shows its windows as they are done
+            bar.refresh()
+            logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id, bar)
             for p in mean_by_review(logits, examples, len(reviews)).softmax(-1):  # (C,) per text
-                bar.update(1)
                 yield {"label": names[int(p.argmax())], "probability": float(p.max()),
                        "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}
 

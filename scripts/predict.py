@@ -37,7 +37,7 @@ def parser():
     p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu (default: auto)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal and there is more than one batch)")
+                   help="a bar of the windows done on stderr (default: on a terminal, once a run takes more than 2 s)")
     return p
 
 
@@ -81,12 +81,14 @@ def main(argv=None) -> int:
             if bad:
                 raise ValueError(f"{bad}: the model classifies sentence pairs; write each line as first <TAB> second")
             texts, pairs = [p[0] for p in split], [p[1] for p in split]
+            empty = next((src for src, first, second in zip(sources, texts, pairs) if not first.strip() or not second.strip()), None)
+            if empty:
+                raise ValueError(f"{empty}: one text of the pair is empty or only whitespace")
         if "pairs" in trained and trained["pairs"] != (pairs is not None):
             raise ValueError(f"--model {a.model} was fine-tuned on {'sentence pairs' if trained['pairs'] else 'single texts'}; "
                              + ("give the second texts with --pair" if trained["pairs"] else "leave out --pair"))
         settings = inference_settings(trained, truncation=a.truncation, max_length=a.max_length, head=a.head, stride=a.stride)
-        progress = a.progress if a.progress is not None else (sys.stderr.isatty() and len(texts) > a.batch_size)
-        results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=progress)
+        results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=a.progress)
         for r, source in zip(results, sources):  # results first: its end closes the progress bar
             if a.format == "jsonl":
                 print(json.dumps({"source": source, **r}), flush=True)

@@ -171,12 +171,17 @@ def test_pairs_from_the_command_line_and_from_tab_separated_lines(vocab_path, tm
     assert [json.loads(line)["probabilities"]["next"] for line in from_file] == pytest.approx(probs, abs=1e-6)
 
 
-def test_a_progress_bar_on_request_and_none_when_piped(review_texts, clf_dir, predict, capsys):
-    texts = [t[:300] for t in review_texts[:5]]
-    code, lines, err = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--batch-size", "2", "--progress", *texts], capsys)
-    assert code == 0 and len(lines) == 5 and "5/5" in err
-    code, lines, err = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--batch-size", "2", *texts], capsys)
-    assert code == 0 and len(lines) == 5 and err == ""  # stderr is not a terminal here
+def test_a_progress_bar_of_windows_on_request_even_for_one_long_file(review_texts, clf_dir, predict, tmp_path, capsys):
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(review_texts[:3]))  # ~2,500 tokens: about 100 windows of 30 tokens
+    argv = ["--model", str(clf_dir), "--device", "cpu", "--batch-size", "8", "--files", str(long)]
+    code, lines, err = run_predict(predict, [*argv, "--progress"], capsys)
+    windows = len(D.encode_reviews([D.Review("x", long.read_text(), 0)], minibert.BertTokenizer.from_pretrained(clf_dir),
+                                   "chunks", max_length=32, stride=8))
+    assert code == 0 and len(lines) == 1 and windows > 50
+    assert f"{windows}/{windows}" in err and f"8/{windows}" in err  # it advanced batch by batch
+    code, lines, err = run_predict(predict, argv, capsys)
+    assert code == 0 and len(lines) == 1 and err == ""  # by default only on a terminal (stderr is captured here)
 
 
 def test_predict_script_labels_texts_and_files_and_reports_bad_input(vocab_path, tmp_path, capsys, predict):
