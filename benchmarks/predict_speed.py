@@ -50,7 +50,11 @@ def worker(variant: str, model_dir: str, texts_file: str, batch_size: int) -> No
 
     texts = json.loads(Path(texts_file).read_text())
     if variant.startswith("minibert"):
-        from minibert.finetune import classify_stream, inference_settings, load_fine_tuned
+        from minibert.finetune import (
+            classify_stream,
+            inference_settings,
+            load_fine_tuned,
+        )
 
         model, tokenizer, trained = load_fine_tuned(model_dir)
         settings = inference_settings(trained, truncation="head", max_length=512)  # what predict.py does with those flags

@@ -26,31 +26,52 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import data as D
 from . import labelled_texts
+from .data import (
+    LABELS,
+    N_FOLDS,
+    STRATEGIES,
+    Example,
+    Review,
+    batch_order,
+    collate,
+    cv_split,
+    encode_reviews,
+    file_number,
+    load_movie_reviews,
+    split,
+)
 from .heads import BertForSequenceClassification
-from .optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
+from .optim import AdamW, LinearWarmupDecay, param_groups
 from .tokenizer import BertTokenizer
 from .training import (
     Dist,
+    LossLog,
     StopFlag,
-    TrainingError,
+    WeightAverage,
     autocast,
-    check_finite,
-    load_training_state,
+    check_options,
+    check_resume,
+    choose_precision,
+    optimizer_step,
     pick_device,
     plot_confusion,
     plot_curves,
-    rng_state,
-    save_training_state,
+    prepare_output_dir,
+    resume_from,
+    save_checkpoint,
+    saving,
     seed_everything,
-    set_rng_state,
+    warn_cpu_training,
+    write_json,
+    written,
 )
 
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
 RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", "batch_size", "lr", "warmup",
-               "weight_decay", "max_grad_norm", "classifier_dropout", "val_size", "limit_train", "group_by_length",
-               "data", "test_data", "test_fraction", "split_seed", "text_column", "pair_column", "label_column")
+               "weight_decay", "max_grad_norm", "layer_decay", "classifier_dropout", "val_size", "limit_train",
+               "group_by_length", "cv", "average_last", "data", "test_data", "test_fraction", "split_seed", "text_column",
+               "pair_column", "label_column")
 
 
 @dataclass
@@ -67,16 +88,22 @@ class FinetuneArgs:
     warmup: float = 0.1  # fraction of the steps spent warming up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # 0 disables clipping
+    layer_decay: float = 1.0  # layer-wise lr decay: layer i of L learns at lr * layer_decay ** (L - i); 1 = off
+    average_last: int = 0  # the model kept is the mean of the weights at the end of the last N epochs; 0 = off
     classifier_dropout: float | None = None  # None: the checkpoint's hidden dropout (0.1)
     seed: int = 0
     seeds: list[int] | None = None  # several runs, reported as mean +- std
     val_size: int = 0  # reviews held out of training (half per class) to pick the best epoch; 0: last epoch
+    test: bool = True  # evaluate on the test reviews; --no-test for choosing a recipe on --val-size alone
+    cv: int = 0  # 10: Pang & Lee's 10-fold cross-validation over the file-name folds; 0: the fixed split
+    folds: list[int] | None = None  # with --cv 10: run only these folds (1-10), e.g. to split the work
     eval_batch_size: int = 64
     group_by_length: bool = True
     device: str = "auto"  # auto | cuda | cpu | cuda:1 ...
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model and the AdamW update
     resume: bool = False  # continue from output_dir/checkpoint.pt
+    overwrite: bool = False  # replace the earlier run in output_dir (its files only)
     stop_after_steps: int | None = None  # behave as if Ctrl-C came after this many steps of this run (time limits)
     limit_train: int | None = None  # use only this many training reviews (half per class): quick checks
     limit_test: int | None = None  # likewise for the test reviews
@@ -94,54 +121,75 @@ class FinetuneArgs:
     label_column: str = "label"
 
     def validate(self) -> None:
-        if self.truncation not in D.STRATEGIES:
-            raise ValueError(f"--truncation must be one of {D.STRATEGIES}, got {self.truncation!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.truncation not in STRATEGIES:
+            raise ValueError(f"--truncation must be one of {STRATEGIES}, got {self.truncation!r}")
+        check_options(self, positive=("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"),
+                      limits=("limit_train", "limit_test", "stop_after_steps"))
         if self.val_size < 0 or self.val_size % 2:
             raise ValueError(f"--val-size must be an even number >= 0 (half per class), got {self.val_size}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.val_size >= 1600:
+            raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
+        if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
+        if not 0 <= self.average_last <= self.epochs:
+            raise ValueError(f"--average-last must be between 0 (off) and --epochs ({self.epochs}), got {self.average_last}")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"--layer-decay must be in (0, 1] (1 turns it off), got {self.layer_decay}")
+        if not self.test and not self.val_size:
+            raise ValueError("--no-test needs --val-size N: without the test reviews, only held-out training reviews can score a run")
+        if self.cv not in (0, N_FOLDS):
+            raise ValueError(f"--cv must be {N_FOLDS} (Pang & Lee's folds) or 0 (the fixed split), got {self.cv}")
+        if self.folds is not None and (not self.cv or not all(1 <= f <= N_FOLDS for f in self.folds)):
+            raise ValueError(f"--folds takes fold numbers from 1 to {N_FOLDS}, with --cv {N_FOLDS}; got {self.folds}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
         if self.test_data is not None and self.data is None:
             raise ValueError("--test-data goes with --data (movie_reviews has its fixed test split)")
+        if self.data is not None and self.cv:
+            raise ValueError("--cv 10 runs movie_reviews' ten folds; with --data, give --test-data or --test-fraction")
 
 
 @dataclass
 class Data:
-    train: list[D.Example]
-    test: list[D.Example]
-    val: list[D.Example] = field(default_factory=list)
+    train: list[Example]
+    test: list[Example]
+    val: list[Example] = field(default_factory=list)
     n_test_docs: int = 0
     n_val_docs: int = 0
-    labels: tuple[str, ...] = D.LABELS  # label i is labels[i]
+    labels: tuple[str, ...] = LABELS  # label i is labels[i]
     pairs: bool = False  # sentence pairs (segments A and B)
 
 
-def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[D.Review] | None = None) -> Data:
-    """Read the corpus (or --data), split it, and tokenize each review once."""
+def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None, fold: int | None = None) -> Data:
+    """Read the corpus, split it (the fixed split, or one of the ten folds), and tokenize each review once.
+
+    The validation reviews (--val-size) are the highest-numbered training files of each class: they are
+    never test reviews, so choosing an epoch or a recipe on them leaves the test split unseen."""
     if args.data:
         return prepare_own_data(args, tokenizer)
-    reviews = reviews if reviews is not None else D.load_movie_reviews()
-    train, test = D.split(reviews)
+    reviews = reviews if reviews is not None else load_movie_reviews()
+    train, test = split(reviews) if fold is None else cv_split(reviews, fold)
+    if not args.test:
+        test = []
     val = []
     if args.val_size:
-        cut = 800 - args.val_size // 2  # the highest-numbered training files of each class
-        val = [r for r in train if D.file_number(r.fileid) >= cut]
-        train = [r for r in train if D.file_number(r.fileid) < cut]
+        held = {id(r) for c in (0, 1) for r in sorted((r for r in train if r.label == c), key=lambda r: file_number(r.fileid))[-(args.val_size // 2):]}
+        val = [r for r in train if id(r) in held]
+        train = [r for r in train if id(r) not in held]
     if args.limit_train:
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
+    return encode_splits(args, tokenizer, train, test, val)
+
+
+def encode_splits(args: FinetuneArgs, tokenizer: BertTokenizer, train: list[Review], test: list[Review], val: list[Review],
+                  labels: tuple[str, ...] = LABELS, pairs: bool = False) -> Data:
+    """Tokenize each review once and cut it with the run's truncation strategy."""
     stride = args.max_length // 4 if args.stride is None else args.stride
     enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
-    return Data(D.encode_reviews(train, **enc), D.encode_reviews(test, **enc), D.encode_reviews(val, **enc), len(test), len(val))
+    return Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val),
+                labels, pairs)
 
 
 def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
@@ -150,6 +198,8 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
         args.data, args.test_data, test_fraction=args.test_fraction, seed=args.split_seed,
         text_column=args.text_column, pair_column=args.pair_column, label_column=args.label_column,
     )
+    if not args.test:
+        test = []
     val = []
     if args.val_size:
         train, val = labelled_texts.stratified_split(train, min(args.val_size / len(train), 1.0), args.split_seed + 1)
@@ -161,16 +211,15 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
     if pairs and args.truncation != "head":
         raise ValueError(f"--data {args.data} holds sentence pairs, which are cut longest-first: "
                          f"use --truncation head (not {args.truncation})")
-    stride = args.max_length // 4 if args.stride is None else args.stride
-    enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
-    return Data(D.encode_reviews(train, **enc), D.encode_reviews(test, **enc), D.encode_reviews(val, **enc), len(test),
-                len(val), labels, pairs)
+    return encode_splits(args, tokenizer, train, test, val, labels, pairs)
 
 
-def balanced_subset(reviews: list[D.Review], n: int) -> list[D.Review]:
-    """The first n // C reviews of each of the C classes, in their original order."""
+def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
+    """The first n reviews, n // C per class of the C classes (the first n % C classes get one more: an odd n
+    gives neg the extra one), in their original order."""
     classes = sorted({r.label for r in reviews})
-    keep = {id(r) for c in classes for r in [r for r in reviews if r.label == c][: n // len(classes)]}
+    share = {c: n // len(classes) + (k < n % len(classes)) for k, c in enumerate(classes)}
+    keep = {id(r) for c in classes for r in [r for r in reviews if r.label == c][: share[c]]}
     return [r for r in reviews if id(r) in keep]
 
 
@@ -178,7 +227,7 @@ def balanced_subset(reviews: list[D.Review], n: int) -> list[D.Review]:
 
 
 @torch.inference_mode()
-def predict_logits(model, examples: list[D.Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
+def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
     """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches (a tqdm `bar`
     advances by each batch's examples)."""
     was_training = model.training
@@ -187,7 +236,7 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
     out = torch.empty(len(examples), model.config.num_labels)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        b = D.collate([examples[i] for i in idx], pad_id)
+        b = collate([examples[i] for i in idx], pad_id)
         with autocast(device, precision):
             logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device),
                            token_type_ids=_to(b["token_type_ids"], device)).logits
@@ -198,20 +247,20 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
     return out
 
 
-def evaluate(model, examples: list[D.Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
+def evaluate(model, examples: list[Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
     """Accuracy, F1 of the positive class and the confusion matrix, per review."""
     logits = predict_logits(model, examples, args.eval_batch_size, device, precision, pad_id)
     return review_metrics(logits, examples, n_docs)
 
 
-def review_metrics(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> dict:
+def review_metrics(logits: torch.Tensor, examples: list[Example], n_docs: int) -> dict:
     """Score reviews, not windows: a review's logits are the mean over its examples (one unless "chunks")."""
     doc = torch.tensor([e.doc for e in examples])
     labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
     return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels, logits.shape[1])
 
 
-def mean_by_review(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> torch.Tensor:
+def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -> torch.Tensor:
     """(N examples, C) -> (n_docs, C): the mean of each review's windows."""
     logits = torch.as_tensor(logits).float()
     doc = torch.tensor([e.doc for e in examples])
@@ -307,7 +356,7 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = pick_device(device, training=False) if isinstance(device, str) else device
-    precision = ("bf16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
+    precision = choose_precision(device, precision)
     stride = max_length // 4 if stride is None else stride
     model = model.to(device)
     names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
@@ -316,8 +365,8 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2, dynamic_ncols=True) as bar:
         for start in range(0, len(texts), block):
             part = range(start, min(start + block, len(texts)))
-            reviews = [D.Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]
-            examples = D.encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
+            reviews = [Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]
+            examples = encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
             bar.total += len(examples)  # known block by block: a long text shows its windows as they are done
             bar.refresh()
             logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id, bar)
@@ -345,126 +394,87 @@ def _to(t, device):
 def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: int, out: Path, dist: Dist | None = None) -> dict:
     """One fine-tuning run with one seed. Returns its metrics (also written to out/metrics.json)."""
     dist = dist or Dist()
-    device = pick_device(args.device)
-    if dist.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
-    precision = ("bf16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
+    device = pick_device(args.device, training=False, local_rank=dist.local_rank if dist.world > 1 else None)
+    precision = choose_precision(device, args.precision)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
     seed_everything(seed)
-    overrides = {"num_labels": len(data.labels), "id2label": dict(enumerate(data.labels))}
-    if args.classifier_dropout is not None:
-        overrides["classifier_dropout"] = args.classifier_dropout
-    model = BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
-    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, compile=args.compile)
+    model = load_classifier(args, device, data.labels)
+    if dist.main:
+        warn_cpu_training(device, model)
+    optimizer = AdamW(param_groups(model, args.weight_decay, args.layer_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
     history = {"step": [], "loss": [], "lr": [], "epochs": []}
-    start_epoch, start_batch, best, elapsed_before = 0, 0, None, 0.0
-
+    start_epoch, start_batch, best, elapsed_before, average = 0, 0, None, 0.0, WeightAverage()
     if args.resume and ckpt_path.exists():
-        state = load_training_state(ckpt_path)
-        saved = state["args"]
-        changed = [k for k in RESUME_KEYS if saved.get(k) != getattr(args, k)]
-        if changed or state["seed"] != seed:
-            raise TrainingError(
-                f"--resume: {ckpt_path} was written with different settings ({', '.join(changed) or 'seed'}); "
-                f"use the same arguments or another --output-dir"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        set_rng_state(state["rng"])
+        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed)
         history, best, elapsed_before = state["history"], state["best"], state["elapsed"]
+        average.load_state_dict(state.get("average"))
         start_epoch, start_batch = state["epoch"], state["batch"]
         if dist.main:
             tqdm.write(f"resuming {out} at epoch {start_epoch + 1}, batch {start_batch}")
     elif args.resume and dist.main:
         tqdm.write(f"--resume: no checkpoint in {out} yet, starting from the beginning")
 
-    net = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    forward = torch.compile(net) if args.compile else net
-
     def save(epoch: int, batch: int) -> None:
-        if dist.main:
-            save_training_state(
-                ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                rng=rng_state(), epoch=epoch, batch=batch, history=history, best=best, seed=seed,
-                args=dataclasses.asdict(args), elapsed=elapsed_before + time.perf_counter() - started,
-            )
+        if dist.main:  # every rank holds the same weights; one writes them
+            save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
+                            epoch=epoch, batch=batch, history=history, best=best, seed=seed, average=average.state_dict())
 
-    status = "completed"
-    step = first_step = start_epoch * steps_per_epoch + start_batch
+    forward = wrap_model(model, args, dist, device)
+    log = LossLog(history, ("loss",), args.log_every, ckpt_path)
+    status, stopped_by, step = "completed", None, start_epoch * steps_per_epoch + start_batch
+    first_step = step
     with StopFlag() as stop:
+        if dist.main:
+            tqdm.write(f"seed {seed}: {total - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
         for epoch in range(start_epoch, args.epochs):
-            batches = D.batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
-            bar = tqdm(total=len(batches), initial=start_batch if epoch == start_epoch else 0, desc=f"seed {seed} epoch {epoch + 1}/{args.epochs}",
+            batches = batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
+            first = start_batch if epoch == start_epoch else 0
+            bar = tqdm(total=len(batches), initial=first, desc=f"seed {seed} epoch {epoch + 1}/{args.epochs}",
                        disable=not (args.progress and dist.main), dynamic_ncols=True)
-            pending, t_log, n_log = [], time.perf_counter(), 0
-            for b in range(start_batch if epoch == start_epoch else 0, len(batches)):
-                batch = D.collate([data.train[i] for i in batches[b][dist.rank :: dist.world]], tokenizer.pad_token_id)
+            for b in range(first, len(batches)):
+                batch = collate([data.train[i] for i in batches[b][dist.rank :: dist.world]], tokenizer.pad_token_id)
                 with autocast(device, precision):
                     loss = forward(batch["input_ids"].to(device, non_blocking=True),
                                    attention_mask=_to(batch["attention_mask"], device),
                                    token_type_ids=_to(batch["token_type_ids"], device),
                                    labels=batch["labels"].to(device, non_blocking=True)).loss
                 loss.backward()
-                if args.max_grad_norm:
-                    clip_grad_norm(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
+                optimizer_step(model, optimizer, schedule, args.max_grad_norm)
                 step += 1
-                pending.append((step, dist.mean(loss.detach()), schedule.lr))
-                n_log += len(batches[b])
+                log.add(step, [dist.mean(loss.detach())], schedule.lr, len(batches[b]))
                 bar.update(1)
                 if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
                     stop.set = True
-                if len(pending) >= args.log_every or b == len(batches) - 1 or stop.set:
-                    values = torch.stack([l for _, l, _ in pending]).float().cpu()  # the one sync per log interval
-                    check_finite(values, step)
-                    for (s, _, lr), v in zip(pending, values.tolist()):
-                        history["step"].append(s), history["loss"].append(v), history["lr"].append(lr)
-                    rate = n_log / (time.perf_counter() - t_log)
-                    bar.set_postfix(loss=f"{values.mean():.4f}", lr=f"{schedule.lr:.2e}", ex_s=f"{rate:.0f}")
-                    pending, t_log, n_log = [], time.perf_counter(), 0
+                stop.set = dist.any(stop.set)  # under torchrun, a signal to one rank stops all at this step
+                if log.due() or b == len(batches) - 1 or stop.set:
+                    bar.set_postfix(**log.flush())
                 if stop.set:
                     break
             bar.close()
             if stop.set:
-                status = "interrupted"
+                status, stopped_by = "interrupted", stop.reason or "--stop-after-steps"
                 save(epoch, b + 1)
                 if dist.main:
                     tqdm.write(f"saved {ckpt_path}; continue with the same command plus --resume")
                 break
-
-            # End of epoch: evaluate on rank 0, keep the best model, checkpoint.
-            if dist.main:
-                record = {"epoch": epoch + 1, "step": step, **evaluate(model, data.test, data.n_test_docs, args, device, precision, tokenizer.pad_token_id)}
-                if data.val:
-                    record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, tokenizer.pad_token_id)
-                history["epochs"].append(record)
-                score = record["val"]["accuracy"] if data.val else record["epoch"]  # no val set: the last epoch
-                if best is None or score > best["score"]:
-                    best = {"score": score, **record}
-                    if args.save_model and (data.val or epoch + 1 == args.epochs):
-                        model.save_pretrained(out / "model", tokenizer=tokenizer)
-                        save_inference_settings(out / "model", args, data.labels, data.pairs)
-                tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
-                           + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+            if dist.main:  # end of epoch: evaluate on rank 0, keep the best model
+                best = end_of_epoch(model, tokenizer, data, args, seed, epoch, step, history, best, out, device, precision)
+            if epoch >= args.epochs - args.average_last:
+                average.add(model)
             save(epoch + 1, 0)
             dist.barrier()
+    if status == "completed" and args.average_last and dist.main:
+        best = select_average(model, average, tokenizer, data, args, seed, out, device, precision)
 
     metrics = {
         "status": status,
+        "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
         "seed": seed,
         "args": dataclasses.asdict(args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -476,53 +486,169 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
         "labels": list(data.labels),
     }
     if dist.main:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if args.plots and history["step"]:
-            plot_curves(history, out / "curves.png", title=f"seed {seed}")
-            if best:
-                plot_confusion(best["confusion"], data.labels, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+        write_outputs(args, out, metrics)
     return metrics
 
 
-def run(args: FinetuneArgs, reviews: list[D.Review] | None = None) -> dict:
-    """Fine-tune once per seed; write output_dir/summary.json with the mean and std of the test accuracy."""
+def load_classifier(args: FinetuneArgs, device: torch.device, labels: tuple[str, ...] = LABELS) -> BertForSequenceClassification:
+    """The pretrained encoder with a new classifier, one output per label (neg, pos), in training mode on `device`."""
+    overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
+    if args.classifier_dropout is not None:
+        overrides["classifier_dropout"] = args.classifier_dropout
+    return BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
+
+
+def wrap_model(model, args: FinetuneArgs, dist: Dist, device: torch.device):
+    """What the loop calls for the forward pass: the model itself, under DistributedDataParallel when
+    torchrun started several processes (it averages the gradients), compiled with --compile."""
+    net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if args.compile else net
+
+
+def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, epoch: int, step: int, history: dict,
+                 best: dict | None, out: Path, device, precision: str) -> dict:
+    """Evaluate (test, and val when held out), record it in history, and keep the best epoch's model:
+    the best val accuracy when there is a val set, otherwise the last epoch. Returns the new best."""
+    pad = tokenizer.pad_token_id
+    record = {"epoch": epoch + 1, "step": step}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    history["epochs"].append(record)
+    score = record["val"]["accuracy"] if data.val else record["epoch"]  # never the test split; no val set: the last epoch
+    if best is None or score > best["score"]:
+        best = {"score": score, **record}
+        if args.save_model and not args.average_last and (data.val or epoch + 1 == args.epochs):
+            with saving(out / "model"):
+                model.save_pretrained(out / "model", tokenizer=tokenizer)
+                save_inference_settings(out / "model", args, data.labels, data.pairs)
+    tqdm.write(f"seed {seed} epoch {epoch + 1}:"
+               + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
+               + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+    return best
+
+
+def select_average(model, average: WeightAverage, tokenizer, data: Data, args: FinetuneArgs, seed: int, out: Path,
+                   device, precision: str) -> dict:
+    """--average-last N: put the mean of the last N epochs' weights into the model, evaluate it, and keep it
+    (in out/model) instead of a single epoch. Returns the record that becomes metrics["selected"]."""
+    average.copy_to(model)
+    pad = tokenizer.pad_token_id
+    record = {"epoch": args.epochs, "averaged_epochs": list(range(args.epochs - args.average_last + 1, args.epochs + 1))}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    if args.save_model:
+        with saving(out / "model"):
+            model.save_pretrained(out / "model", tokenizer=tokenizer)
+            save_inference_settings(out / "model", args, data.labels, data.pairs)
+    tqdm.write(f"seed {seed}, mean weights of epochs {record['averaged_epochs']}:"
+               + (f"  test accuracy {record['accuracy']:.4f}" if data.test else "")
+               + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+    return record
+
+
+def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
+    """metrics.json, and with --plots the loss curve and the selected epoch's confusion matrix."""
+    write_json(out / "metrics.json", metrics)
+    history, best = metrics["history"], metrics["selected"]
+    if args.plots and history["step"]:
+        with saving(out / "curves.png"):
+            plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
+            if best and "confusion" in best:
+                plot_confusion(best["confusion"], metrics["labels"], out / "confusion.png", title=f"test, epoch {best['epoch']}")
+
+
+# What a fine-tuning run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "summary.json", "model", "curves.png", "confusion.png", "seed[0-9]*", "fold[0-9]*")
+
+
+def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
+    """Fine-tune once per seed (and per fold with --cv 10); write output_dir/summary.json with the mean and
+    std of the test accuracy over seeds (over folds with --cv). With --resume, runs that completed are
+    skipped and an interrupted one continues, so a 10-fold job can be finished in several sittings."""
     args.validate()
     device_type = "cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda") else "cpu"
     dist = Dist.from_env(device_type)
-    started = time.perf_counter()
-    tokenizer = BertTokenizer.from_pretrained(args.model)
-    data = prepare_data(args, tokenizer, reviews)
-    seeds = args.seeds or [args.seed]
     out = Path(args.output_dir)
+    if dist.main:  # before the corpus and the model: a folder that cannot be written is found at once
+        prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
+    dist.barrier()
+    started = time.perf_counter()
+    if reviews is None and not args.data:
+        reviews = load_movie_reviews()
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    seeds = args.seeds or [args.seed]
+    folds = (args.folds or list(range(1, N_FOLDS + 1))) if args.cv else [None]
     runs = []
-    for seed in seeds:
-        runs.append(train_one(args, data, tokenizer, seed, out / f"seed{seed}" if len(seeds) > 1 else out, dist))
+    for fold in folds:
+        data = prepare_data(args, tokenizer, reviews, fold)
+        for seed in seeds:
+            where = out / (f"fold{fold}" if fold else "") / (f"seed{seed}" if len(seeds) > 1 else "")
+            runs.append((args.resume and finished_run(where, args, seed)) or train_one(args, data, tokenizer, seed, where, dist))
+            runs[-1]["fold"] = fold
+            if runs[-1]["status"] != "completed":
+                break
         if runs[-1]["status"] != "completed":
             break
-    done = [r for r in runs if r["status"] == "completed" and r["selected"]]  # only rank 0 evaluates
-    acc = [r["selected"]["accuracy"] for r in done]
-    completed = sum(r["status"] == "completed" for r in runs) == len(seeds)
-    summary = {
+    summary = summarize(runs, args, len(folds) * len(seeds), data)
+    summary["wall_seconds"] = time.perf_counter() - started
+    if dist.main:
+        write_json(out / "summary.json", summary)
+        if summary["accuracy"]:
+            over = f"{len(summary['accuracy'])} fold(s)" if args.cv else f"{len(summary['accuracy'])} seed(s)"
+            print(f"test accuracy over {over}: {100 * summary['accuracy_mean']:.2f} +- {100 * summary['accuracy_std']:.2f}  "
+                  f"({', '.join(f'{100 * a:.2f}' for a in summary['accuracy'])}), wall {summary['wall_seconds']:.0f} s")
+        if summary["val_accuracy"]:
+            print(f"val accuracy (held-out training reviews): {100 * statistics.mean(summary['val_accuracy']):.2f}")
+        print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def finished_run(out: Path, args: FinetuneArgs, seed: int) -> dict | None:
+    """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    if metrics.get("status") != "completed":
+        return None
+    check_resume(metrics, args, RESUME_KEYS, path, seed)
+    return metrics
+
+
+def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -> dict:
+    """Mean +- std of the selected epochs' test accuracy: over seeds, or with --cv over folds (each fold's
+    accuracy being the mean over its seeds). Only rank 0 evaluates, so other ranks summarize nothing."""
+    done = [r for r in runs if r["status"] == "completed" and r["selected"]]
+    per_seed = [r["selected"].get("accuracy") for r in done if "accuracy" in r["selected"]]
+    if args.cv:
+        folds = sorted({r["fold"] for r in done})
+        acc = [statistics.mean(r["selected"]["accuracy"] for r in done if r["fold"] == f) for f in folds] if per_seed else []
+    else:
+        folds, acc = [], per_seed
+    completed = sum(r["status"] == "completed" for r in runs) == expected
+    return {
         "status": "completed" if completed else "interrupted",
-        "seeds": [r["seed"] for r in done],
-        "accuracy": acc,
+        "stopped_by": None if completed else runs[-1]["stopped_by"],
+        "seeds": sorted({r["seed"] for r in done}),
+        "folds": folds,
+        "accuracy": acc,  # per seed, or per fold with --cv
         "accuracy_mean": statistics.mean(acc) if acc else None,
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-        "f1_mean": statistics.mean(r["selected"]["f1"] for r in done) if done else None,
-        "macro_f1_mean": statistics.mean(r["selected"]["macro_f1"] for r in done) if done else None,
+        "f1_mean": statistics.mean(r["selected"]["f1"] for r in done) if per_seed else None,
+        "macro_f1_mean": statistics.mean(r["selected"]["macro_f1"] for r in done) if per_seed else None,
         "labels": list(data.labels),
-        "wall_seconds": time.perf_counter() - started,
+        "val_accuracy": [r["selected"]["val"]["accuracy"] for r in done if "val" in r["selected"]],
         "train_examples": len(data.train),
         "test_reviews": data.n_test_docs,
         "args": dataclasses.asdict(args),
     }
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        if acc:
-            print(f"test accuracy over {len(acc)} seed(s): {100 * summary['accuracy_mean']:.2f} +- "
-                  f"{100 * summary['accuracy_std']:.2f}  ({', '.join(f'{100 * a:.2f}' for a in acc)}), "
-                  f"wall {summary['wall_seconds']:.0f} s")
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
-    return summary

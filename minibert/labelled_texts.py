@@ -164,7 +164,7 @@ def load(data: str | Path, test_data: str | Path | None = None, *, test_fraction
     all texts single or all pairs."""
     if not 0 < test_fraction < 1 and test_data is None:
         raise DataError(f"--test-fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    columns = dict(text_column=text_column, pair_column=pair_column, label_column=label_column)
+    columns = {"text_column": text_column, "pair_column": pair_column, "label_column": label_column}
     train, declared = read(data, **columns)
     if test_data is not None:
         test, _ = read(test_data, **columns, flag="--test-data")

@@ -1,20 +1,30 @@
-"""What the training loops (finetune.py, pretrain.py) share: device and precision, distributed setup,
-the resumable training checkpoint, seeding, and the plots."""
+"""What the training loops (finetune.py, pretrain.py) share, as small named functions that each loop calls
+where a reader sees it: device and precision, distributed setup, seeding, the resumable training checkpoint
+(resume check, save), the optimizer step, the buffered loss log, Ctrl-C handling, and the plots.
+
+There is deliberately no Trainer class and no callbacks: each loop stays written out in its own file."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
+import json
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .hub import atomic_write
+from .optim import AdamW, LinearWarmupDecay, clip_grad_norm
 
 
 class TrainingError(RuntimeError):
@@ -24,15 +34,72 @@ class TrainingError(RuntimeError):
 # ---- Device, precision, distribution --------------------------------------------------------------------
 
 
-def pick_device(requested: str = "auto", training: bool = True) -> torch.device:
+def pick_device(requested: str = "auto", training: bool = True, local_rank: int | None = None) -> torch.device:
+    """The device a run uses: "auto" is the GPU when there is one. Under torchrun (`local_rank` given) each
+    process takes its own GPU. `training` on the CPU prints a general warning; the loops pass
+    training=False and call warn_cpu_training once the model, and so its size, is known."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise TrainingError(f"--device {requested!r} is not one minibert runs on: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingError(f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+    if device.type == "cuda" and local_rank is not None:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if device.type == "cpu" and training:
-        print("warning: training on the CPU is slow (bert-base on movie_reviews: hours; on a GPU: minutes)", file=sys.stderr)
+        print("warning: training on the CPU is slow; use a GPU (--device cuda) for full runs", file=sys.stderr)
     return device
+
+
+def warn_cpu_training(device: torch.device, model) -> None:
+    """Say how large the model is that is about to train on the CPU (a few million parameters train
+    there in minutes; bert-base's 110M take hours per epoch of movie_reviews)."""
+    if device.type == "cpu":
+        n = model.num_parameters()
+        size = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+        print(f"warning: training a {size}-parameter model on the CPU; this is slow for large models (use a GPU, "
+              f"--device cuda, for full runs)", file=sys.stderr)
+
+
+def check_options(args, positive: tuple[str, ...] = (), limits: tuple[str, ...] = ()) -> None:
+    """The checks both loops' arguments share; each message names the command-line flag.
+
+    positive: options that must be >= 1. limits: --limit-* options, None (everything) or >= 1.
+    """
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"{flag(name)} must be >= 1, got {getattr(args, name)}")
+    for name in limits:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"{flag(name)} must be >= 1, got {getattr(args, name)}; omit it to use everything")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if not 0 <= args.warmup < 1:
+        raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {args.warmup}")
+    if not args.weight_decay >= 0:
+        raise ValueError(f"--weight-decay must be >= 0 (a negative decay pushes weights away from 0), got {args.weight_decay}")
+    if not args.max_grad_norm >= 0:
+        raise ValueError(f"--max-grad-norm must be >= 0 (0 turns clipping off), got {args.max_grad_norm}")
+    if args.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"--precision must be auto, bf16 or fp32, got {args.precision!r}")
+    pick_device(args.device, training=False)  # --device tpu, or cuda without a GPU: refused before any work
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the earlier run, or replace it")
+
+
+def choose_precision(device: torch.device, requested: str = "auto") -> str:
+    """auto: bf16 autocast on a GPU; float32 on the CPU, where bf16 matrix multiplies are rarely faster."""
+    if requested == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return requested
 
 
 def autocast(device: torch.device, precision: str):
@@ -70,6 +137,17 @@ class Dist:
     def barrier(self):
         if self.world > 1:
             torch.distributed.barrier()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when it is True on one (a signal reached only some ranks): all ranks must
+        stop at the same step, or the others would wait for it in the next all-reduce forever.
+        Under torchrun this is a small all-reduce, hence a device sync, per call."""
+        if self.world == 1:
+            return flag
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" else "cpu"
+        x = torch.tensor([int(flag)], device=device)
+        torch.distributed.all_reduce(x, op=torch.distributed.ReduceOp.MAX)
+        return bool(x.item())
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar over all processes (the loss of the global batch)."""
@@ -109,11 +187,77 @@ def _as_tuple(x):
 # ---- The training checkpoint ----------------------------------------------------------------------------
 
 
+# ---- The output folder ----------------------------------------------------------------------------------
+
+# Files of minibert's own making: the temporary file of an atomic write of `name` is ".{name}.<random>.tmp".
+OUTPUT_NAMES = ("checkpoint.pt", "metrics.json", "summary.json", "curves.png", "confusion.png",
+                "model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json")
+
+
+def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, run_files: tuple[str, ...]) -> None:
+    """Before any model or corpus is loaded: make the folder, prove it writable, delete the temporary files
+    a killed run left behind, and refuse to mix a new run into an earlier one.
+
+    run_files: the names (glob patterns) a run writes in `out`; --overwrite deletes exactly those, nothing
+    else the folder holds.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".minibert-write-test."):
+            pass
+    except OSError as e:
+        raise TrainingError(f"cannot write to --output-dir {out}: {e.strerror or e}; choose a folder you can write to") from e
+    for prefix in ("", "*/", "*/*/"):  # out, out/model, out/seed0/model, ...
+        for name in OUTPUT_NAMES:
+            for stale in out.glob(f"{prefix}.{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+    earlier = sorted({p for pattern in run_files for p in out.glob(pattern)})
+    if earlier and not (resume or overwrite):
+        raise TrainingError(f"--output-dir {out} holds an earlier run ({', '.join(p.name for p in earlier)}); continue it "
+                            f"with --resume, replace it with --overwrite, or choose another --output-dir")
+    if overwrite:
+        for p in earlier:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def written(out: Path, run_files: tuple[str, ...]) -> list[str]:
+    """What a run left in `out`, for its last line: ["checkpoint.pt", "metrics.json", "model/", ...]."""
+    found = sorted({p for pattern in run_files for p in out.glob(pattern)})
+    return [p.name + "/" if p.is_dir() else p.name for p in found]
+
+
+@contextlib.contextmanager
+def saving(path: Path):
+    """Turn a failed write (a full disk, a lost permission) into one line. Every file is written atomically,
+    so what was written before, the last checkpoint included, stays intact."""
+    try:
+        yield
+    except OSError as e:
+        raise TrainingError(f"could not write {path}: {e.strerror or e}; the files written before it, the last checkpoint "
+                            f"included, are intact. Free some space or fix the permissions, then continue with --resume") from e
+
+
+def write_json(path: Path, obj) -> None:
+    with saving(path), atomic_write(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2))
+
+
 def save_training_state(path: Path, **state) -> None:
     """Everything needed to continue exactly where a run stopped, written atomically: a crash while
     saving leaves the previous checkpoint intact."""
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+    # Serialised in memory first (a transient copy of the checkpoint's size) and written by Python: torch's
+    # own file writer reports a full disk as a RuntimeError about zip offsets, Python's as the OSError it is.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with saving(path), atomic_write(path) as tmp:
+        Path(tmp).write_bytes(buffer.getbuffer())
+
+
+def save_checkpoint(path: Path, model, optimizer: AdamW, schedule: LinearWarmupDecay, args, elapsed: float, **position) -> None:
+    """The training checkpoint: weights, optimizer moments, schedule, random states, the run's arguments,
+    its wall time so far, and where the loop stands (`position`: step, epoch, batch, history, ...)."""
+    save_training_state(path, model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                        rng=rng_state(), args=dataclasses.asdict(args), elapsed=elapsed, **position)
 
 
 def load_training_state(path: Path) -> dict:
@@ -129,63 +273,193 @@ def load_training_state(path: Path) -> dict:
         ) from e
 
 
-def check_finite(losses: torch.Tensor, last_step: int) -> None:
+def check_resume(state: dict, args, keys: tuple[str, ...], path: Path, seed: int | None = None) -> None:
+    """Refuse to continue a checkpoint written with other settings in `keys` (or another seed): the result
+    would be neither the old run nor the new one."""
+    changed = [k for k in keys if state["args"].get(k) != getattr(args, k)]
+    if seed is not None and state.get("seed") != seed:
+        changed.append("seed")
+    if changed:
+        raise TrainingError(f"--resume: {path} was written with different settings ({', '.join(changed)}); "
+                            f"use the same arguments or another --output-dir")
+
+
+def resume_from(path: Path, args, keys: tuple[str, ...], model, optimizer: AdamW, schedule: LinearWarmupDecay,
+                seed: int | None = None) -> dict:
+    """Load a training checkpoint into the model, optimizer, schedule and random generators; return the
+    whole saved state (the loop reads its own position from it)."""
+    state = load_training_state(path)
+    check_resume(state, args, keys, path, seed)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    set_rng_state(state["rng"])
+    return state
+
+
+class WeightAverage:
+    """The running mean of a model's weights, taken at the end of each of the last epochs (checkpoint
+    averaging; Izmailov et al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization").
+    After add() number n:  mean <- mean + (weights - mean) / n. Kept in float32 on the model's device."""
+
+    def __init__(self):
+        self.mean: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, model) -> None:
+        self.count += 1
+        for name, w in model.state_dict().items():
+            if w.is_floating_point():
+                if name not in self.mean:
+                    self.mean[name] = w.detach().float().clone()
+                else:
+                    self.mean[name] += (w.float() - self.mean[name]) / self.count
+
+    def copy_to(self, model) -> None:
+        model.load_state_dict({**model.state_dict(), **self.mean})  # load_state_dict casts to each tensor's dtype
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "count": self.count}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.mean, self.count = dict(state["mean"]) if state else {}, state["count"] if state else 0
+
+
+# ---- The optimizer step and the loss log ----------------------------------------------------------------
+
+
+def optimizer_step(model, optimizer: AdamW, schedule: LinearWarmupDecay, max_grad_norm: float) -> None:
+    """After loss.backward(): clip the global gradient norm (0: no clipping), update the weights, move the
+    learning rate to the next step's, clear the gradients."""
+    if max_grad_norm:
+        clip_grad_norm(model.parameters(), max_grad_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+
+
+class LossLog:
+    """The per-step losses, written into `history` once per log interval.
+
+    A loss is a tensor on the device; reading its value waits for the device to finish all queued work
+    (a host sync, which stalls a GPU). So the loop `add`s the tensors and reads them all at once in `flush`:
+    one sync per log interval, not one per step. `flush` also stops the run at the first non-finite loss.
+    """
+
+    def __init__(self, history: dict, names: tuple[str, ...], every: int, checkpoint: Path | None = None):
+        self.history, self.names, self.every, self.checkpoint = history, names, every, checkpoint
+        self.pending: list[tuple[int, torch.Tensor, float]] = []  # (step, losses (n,), lr)
+        self.examples, self.since = 0, time.perf_counter()
+
+    def add(self, step: int, losses: list[torch.Tensor], lr: float, examples: int) -> None:
+        self.pending.append((step, torch.stack([x.detach() for x in losses]), lr))
+        self.examples += examples
+
+    def due(self) -> bool:
+        return len(self.pending) >= self.every
+
+    def flush(self) -> dict[str, str]:
+        """Write the pending steps into history; return the interval's means for the progress bar."""
+        if not self.pending:
+            return {}
+        values = torch.stack([v for _, v, _ in self.pending]).float().cpu()  # (k, n): the one sync per interval
+        check_finite(values.sum(-1), self.pending[-1][0], self.checkpoint)
+        for (step, _, lr), row in zip(self.pending, values.tolist()):
+            self.history["step"].append(step)
+            for name, v in zip(self.names, row):
+                self.history[name].append(v)
+            self.history["lr"].append(lr)
+        shown = {name: f"{values[:, j].mean():.4f}" for j, name in enumerate(self.names)}
+        shown |= {"lr": f"{self.pending[-1][2]:.2e}", "ex_s": f"{self.examples / (time.perf_counter() - self.since):.0f}"}
+        self.pending, self.examples, self.since = [], 0, time.perf_counter()
+        return shown
+
+
+def check_finite(losses: torch.Tensor, last_step: int, checkpoint: Path | None = None) -> None:
     """Stop on a NaN/inf among the losses of the steps up to `last_step` (one value or several)."""
     losses = losses.detach().float().reshape(-1).cpu()
     bad = (~torch.isfinite(losses)).nonzero()
-    if len(bad):
-        first = int(bad[0])
-        step = last_step - len(losses) + 1 + first
-        raise TrainingError(
-            f"the loss became {losses[first].item()} at step {step}; stopping. Lower the learning rate, keep "
-            f"gradient clipping on, or train in bf16 rather than fp16. The last saved checkpoint is intact."
-        )
+    if not len(bad):
+        return
+    first = int(bad[0])
+    step, value = last_step - len(losses) + 1 + first, losses[first].item()
+    if step == 1:  # before any update: the learning rate cannot be the cause
+        raise TrainingError(f"the loss was {value} at step 1, before any weight update: the model already computes "
+                            f"non-finite values (check --model: are its weights finite?)")
+    kept = (f"the last checkpoint, {checkpoint}, is intact" if checkpoint is not None and checkpoint.exists()
+            else "no checkpoint had been saved yet")
+    raise TrainingError(f"the loss became {value} at step {step}; stopping ({kept}). Lower --lr, or keep gradient "
+                        f"clipping on (--max-grad-norm 1)")
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to stop after the current step (so the checkpoint is consistent); a second
-    Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) or SIGTERM (what `timeout`, `kill` and cluster schedulers send) asks the loop to stop
+    after the current step, so that the checkpoint it then saves is consistent; a second signal stops at once.
+
+    `signum` is the signal that came (None for a stop the loop asked for itself); scripts exit with
+    128 + signum, as a shell reports a process killed by that signal: 130 for Ctrl-C, 143 for SIGTERM.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.set = False
+        self.signum: int | None = None
 
     def __enter__(self):
-        self.previous = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():  # only the main thread may handle signals
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.set:
             raise KeyboardInterrupt
-        self.set = True
-        print("Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort)", file=sys.stderr)
+        self.set, self.signum = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"{name}: finishing this step, saving a checkpoint, then exiting (send it again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
         return False
+
+    @property
+    def reason(self) -> str | None:
+        """"SIGINT", "SIGTERM", or None."""
+        return signal.Signals(self.signum).name if self.signum else None
 
 
 # ---- Plots ----------------------------------------------------------------------------------------------
 
 
-def plot_curves(history: dict, path: Path, title: str = "") -> None:
-    """Training loss per step (raw and smoothed) and, when present, test accuracy per epoch."""
+def plot_curves(history: dict, path: Path, title: str = "", losses: dict[str, str] | None = None) -> None:
+    """One panel per training loss (raw and smoothed, per step) and, when history has "epochs", one with
+    the test accuracy and F1 and the val accuracy per epoch (those that were measured).
+
+    losses: {history key: axis label}; fine-tuning has {"loss": "training loss"}, pre-training
+    {"mlm": "masked LM loss", "nsp": "next sentence loss"}.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    losses = losses or {"loss": "training loss"}
     epochs = history.get("epochs", [])
-    fig, axes = plt.subplots(1, 2 if epochs else 1, figsize=(11 if epochs else 6, 4), squeeze=False)
-    plot_loss(axes[0, 0], history.get("step", []), history.get("loss", []), "training loss")
+    panels = len(losses) + bool(epochs)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels if panels > 1 else 6, 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], losses.items()):
+        plot_loss(ax, history.get("step", []), history.get(key, []), label)
     if epochs:
-        ax = axes[0, 1]
-        for key in ("accuracy", "f1"):
-            ax.plot([e["epoch"] for e in epochs], [e[key] for e in epochs], marker="o", label=key)
+        ax = axes[0, -1]
+        x = [e["epoch"] for e in epochs]
+        for label, value in (("test accuracy", lambda e: e.get("accuracy")), ("test F1", lambda e: e.get("f1")),
+                             ("val accuracy", lambda e: e.get("val", {}).get("accuracy"))):
+            if value(epochs[0]) is not None:
+                ax.plot(x, [value(e) for e in epochs], marker="o", label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test")
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
