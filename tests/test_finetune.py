@@ -3,7 +3,6 @@ learning on real reviews, exact resume after an interruption, and clear errors."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -17,7 +16,14 @@ import torch
 
 import minibert
 from minibert import data as D
-from minibert.finetune import FinetuneArgs, classify, predict_logits, prepare_data, run, train_one
+from minibert.finetune import (
+    FinetuneArgs,
+    classify,
+    predict_logits,
+    prepare_data,
+    run,
+    train_one,
+)
 from minibert.optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
 from minibert.training import StopFlag, TrainingError
 
@@ -322,22 +328,6 @@ def test_two_gloo_processes_reproduce_the_single_process_loss_trajectory(tiny_di
     assert len(one) == len(two) == 8
     assert one[0] != one[-1]
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), atol=1e-5, rtol=1e-5)
-
-
-def test_predict_script_labels_texts_and_files_and_reports_bad_input(tiny_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("predict", ROOT / "scripts" / "predict.py")
-    predict = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
-    review = tmp_path / "review.txt"
-    review.write_text("a gripping film . " * 300)  # longer than one window: several windows are averaged
-    assert predict.main(["--model", str(tiny_dir), "--device", "cpu", "--max-length", "64", "a fine film .", "--files", str(review)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split("\t")[2] for line in lines] == ["arg1", str(review)]
-    assert all(line.split("\t")[0] in {"0", "1"} and 0.5 <= float(line.split("\t")[1]) <= 1 for line in lines)
-    assert predict.main(["--model", str(tiny_dir), "--files", str(tmp_path / "missing.txt")]) == 2
-    assert "missing.txt" in capsys.readouterr().err
-    assert predict.main(["--model", str(tiny_dir)]) == 2
-    assert "nothing to classify" in capsys.readouterr().err
 
 
 # ---- The protocol: Pang & Lee's ten folds, choosing on held-out training reviews, layer-wise lr decay ----
