@@ -51,7 +51,8 @@ def cross_validation(model: str, folds: list[int], overrides: dict, work: Path, 
         tokenizer = BertTokenizer.from_pretrained(model)
         acc = []
         for k in folds:
-            data = fold_data(args, tokenizer, reviews, k)
+            train = [r for r in reviews if pang_lee_fold(r.fileid) != k]
+            data = split_data(args, tokenizer, train, [r for r in reviews if pang_lee_fold(r.fileid) == k])
             metrics = train_one(args, data, tokenizer, args.seed, work / "cv" / f"fold{k + 1}")
             acc.append(metrics["selected"]["accuracy"])
     return {
@@ -65,10 +66,9 @@ def cross_validation(model: str, folds: list[int], overrides: dict, work: Path, 
     }
 
 
-def fold_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[D.Review], k: int) -> Data:
-    """Fold k of Pang & Lee's ten as the test set, the other nine as training, cut like prepare_data does."""
-    train = [r for r in reviews if pang_lee_fold(r.fileid) != k]
-    test = [r for r in reviews if pang_lee_fold(r.fileid) == k]
+def split_data(args: FinetuneArgs, tokenizer: BertTokenizer, train: list[D.Review], test: list[D.Review]) -> Data:
+    """Any train / test division of the reviews (a cross-validation fold, a validation fold inside the training
+    files), cut into model inputs the way prepare_data cuts the fixed split."""
     if args.limit_train:
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
