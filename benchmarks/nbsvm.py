@@ -101,7 +101,7 @@ def nbsvm_accuracy(X, y: np.ndarray, train: np.ndarray, test: np.ndarray | None 
     return float((pred == y[test]).mean())
 
 
-def evaluate(reviews: list[Review], folds: list[int] = list(range(10))) -> dict:
+def evaluate(reviews: list[Review], folds: tuple[int, ...] | list[int] = tuple(range(10))) -> dict:
     """NBSVM-bi on the fixed split minibert reports (cv000-cv799 train, cv800-cv999 test) and in Pang & Lee's
     cross-validation (each fold tested once by a model trained on the other nine), from one feature matrix."""
     X = binary_features(reviews)

@@ -70,8 +70,8 @@ def test_svm_solver_finds_liblinears_solution(reviews):
 
 
 def test_nbsvm_reproduces_the_published_figure_in_pang_lee_cross_validation(reviews):
-    """Wang & Manning 2012 report 89.45% for NBSVM-bi in this protocol; the recorded fixed-split figure is the
-    one this code computes (the algorithm is deterministic)."""
+    """Wang & Manning 2012 report 89.45% for NBSVM-bi in this protocol; the recorded figures are the ones this
+    code computes (deterministic up to floating-point order: at most one review in a fold may flip)."""
     out = nbsvm.evaluate(reviews)
     cv = out["cv"]
     assert cv["folds"] == list(range(1, 11)) and len(cv["accuracy"]) == 10
@@ -82,8 +82,8 @@ def test_nbsvm_reproduces_the_published_figure_in_pang_lee_cross_validation(revi
     recorded = results.load(results.DEFAULT)["sections"]["nbsvm"]
     assert recorded, "benchmarks/results/results.json has no nbsvm entry"
     for machine, entry in recorded.items():
-        assert entry["result"]["fixed_split"]["accuracy"] == out["fixed_split"]["accuracy"], machine
-        assert entry["result"]["cv"]["accuracy"] == cv["accuracy"], machine
+        assert abs(entry["result"]["fixed_split"]["accuracy"] - out["fixed_split"]["accuracy"]) <= 1 / 400, machine
+        np.testing.assert_allclose(entry["result"]["cv"]["accuracy"], cv["accuracy"], rtol=0, atol=1 / 200, err_msg=machine)
 
 
 # ---- The Trainer baseline: the two bugs that cost GPU time ----------------------------------------
