@@ -8,7 +8,7 @@ all 1600 training reviews and tests it once on the 400 test reviews, over the gi
 
     python -m benchmarks.sweep --model DIR                       # all recipes, 4 inner folds, seed 0
     python -m benchmarks.sweep --model DIR --final --seeds 0 1 2 3 4
-    python -m benchmarks.sweep --dry-run                         # tiny model, 2 recipes, 2 folds, CPU
+    python -m benchmarks.sweep --dry-run --output /tmp/sweep.json   # tiny model, 2 recipes, 2 folds, CPU
 
 Every (recipe, fold, seed) result is appended to --output as soon as it is measured, and skipped when it is
 there already, so the sweep completes over several short GPU sessions. NBSVM-bi is scored on the same
@@ -36,6 +36,7 @@ VARIANTS = {
     "tail-lr1e-4": dict(lr=1e-4, truncation="tail"),
 }
 TRAIN_FILES = 800  # cv000-cv799: the only files the choice may look at
+OUTPUT = Path(__file__).resolve().parent / "results" / "sweep-validation.json"
 
 
 def inner_fold(fileid: str, k: int) -> int:
@@ -65,7 +66,8 @@ def parser():
     p.add_argument("--folds", type=int, nargs="+", default=None, help="which inner folds to run, 0-based (default: all)")
     p.add_argument("--base", default="{}", help="JSON of FinetuneArgs fields shared by all recipes")
     p.add_argument("--final", action="store_true", help="train the best recipe on all 1600 training reviews and test it once")
-    p.add_argument("--output", default="sweep.json", help="JSON file to append to (default: sweep.json)")
+    p.add_argument("--output", default=str(OUTPUT), help="JSON file to append to (default: benchmarks/results/sweep-validation.json, "
+                                                        "which benchmarks/render_readme.py reads)")
     p.add_argument("--dry-run", action="store_true", help="tiny model, two recipes, two folds, a few reviews, CPU")
     return p
 
