@@ -35,16 +35,32 @@ def _pad(features, pad_id=0):
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([f["labels"] for f in features])}
 
 
+def load_model(args: FinetuneArgs):
+    """transformers' BertForSequenceClassification from args.model, always in float32 like minibert's master
+    weights. (transformers 5 keeps a float16 file in float16 by default; trained that way the baseline
+    diverged to 50% on the H100: the first of two bugs that cost GPU time.)"""
+    import transformers
+
+    kwargs = dict(num_labels=2, attn_implementation="sdpa", dtype=torch.float32)
+    if args.classifier_dropout is not None:
+        kwargs["classifier_dropout"] = args.classifier_dropout
+    return transformers.BertForSequenceClassification.from_pretrained(args.model, **kwargs)
+
+
+def score(model, examples, n_docs: int, args: FinetuneArgs, device, precision: str) -> dict:
+    """The baseline's test metrics: its model's logits computed in minibert's own evaluation code, which keeps
+    each example with its review whatever order the batches run in. (The Trainer's own evaluation loop sorts
+    examples by length when group_by_length is on, and its predictions were once scored against the wrong
+    reviews: the second bug.)"""
+    return evaluate(model, examples, n_docs, args, device, precision)
+
+
 def trainer_run(args: FinetuneArgs, data: Data, seed: int) -> dict:
     """Fine-tune with transformers.Trainer; returns the test accuracy after the last epoch and the wall time."""
     import transformers
 
     started = time.perf_counter()
-    # float32 master weights like minibert: transformers 5 would otherwise keep a float16 file in float16
-    kwargs = dict(num_labels=2, attn_implementation="sdpa", dtype=torch.float32)
-    if args.classifier_dropout is not None:
-        kwargs["classifier_dropout"] = args.classifier_dropout
-    model = transformers.BertForSequenceClassification.from_pretrained(args.model, **kwargs)
+    model = load_model(args)
     steps = -(-len(data.train) // args.batch_size) * args.epochs
     accepted = inspect.signature(transformers.TrainingArguments).parameters
     options = dict(
@@ -73,14 +89,16 @@ def trainer_run(args: FinetuneArgs, data: Data, seed: int) -> dict:
             options["group_by_length"] = True
     if not torch.cuda.is_available():
         options["use_cpu"] = True
+    if args.device == "cpu":
+        options.update(use_cpu=True, bf16=False, optim="adamw_torch")
     epochs = []
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = "bf16" if torch.cuda.is_available() else "fp32"
+    device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
+    precision = "bf16" if device.type == "cuda" else "fp32"
 
     class EvaluateEachEpoch(transformers.TrainerCallback):
         # The same per-review scoring as minibert (windows averaged), independent of the Trainer's eval sampler
         def on_epoch_end(self, train_args, state, control, model=None, **kwargs):
-            epochs.append(evaluate(model, data.test, data.n_test_docs, args, device, precision)["accuracy"])
+            epochs.append(score(model, data.test, data.n_test_docs, args, device, precision)["accuracy"])
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = transformers.Trainer(

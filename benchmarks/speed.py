@@ -1,7 +1,9 @@
 """Training-step and inference speed of minibert and transformers, same config, same inputs, same precision.
 
-Each variant gets identical weights and identical token ids; time is the median of CUDA-event-timed steps
-after warm-up (compilation happens during warm-up and is reported separately)."""
+Each variant gets identical weights, token ids and attention mask; time is the median of CUDA-event-timed
+steps after warm-up (compilation happens during warm-up and is reported separately). Each row also says which
+attention kernel ran and whether anything recompiled while it was timed; `ratios` refuses a compiled baseline
+that is slower than its own eager form, and `profile_step` lists the compiled step's top kernels with its MFU."""
 
 from __future__ import annotations
 
@@ -82,18 +84,65 @@ def make_optimizer(impl: str, model, compiled: bool, lr: float = 2e-5, wd: float
     return AdamW(param_groups(model, wd), lr=lr, compile=compiled)
 
 
+# Which kernel computed attention: the aten operator names SDPA dispatches to, in the profiler's events.
+SDPA_KERNELS = {"flash": "SDPA flash", "efficient": "SDPA memory-efficient", "cudnn": "SDPA cuDNN", "math": "SDPA math"}
+
+
+def attention_kernel(fn, device) -> str:
+    """Run fn once under torch.profiler and name the attention kernel(s) it used."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        fn()
+    names = {e.key for e in prof.key_averages()}
+    sdpa = [n for n in names if "scaled_dot_product" in n]
+    found = sorted({label for n in sdpa for key, label in SDPA_KERNELS.items() if key in n})
+    if found:
+        return " + ".join(found)
+    if any("softmax" in n for n in names):
+        return "eager (matmul + softmax)"
+    return "no SDPA call (written-out attention, fused by the compiler)"
+
+
+def graph_breaks(impl: str, train: bool = True) -> dict:
+    """torch._dynamo.explain on a tiny model on the CPU, called as the benchmark calls it (all-ones attention
+    mask, labels): how many graphs torch.compile makes of one step, and why it breaks between them."""
+    cfg = minibert.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    import transformers
+
+    torch.manual_seed(0)
+    state = transformers.BertForSequenceClassification(transformers.BertConfig(**cfg.to_dict())).state_dict()
+    model = build(impl, cfg, torch.device("cpu"), state).train(train)
+    ids = torch.randint(1000, cfg.vocab_size, (2, 16))
+    torch._dynamo.reset()
+    e = torch._dynamo.explain(model)(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1]))
+    torch._dynamo.reset()
+    return {"graphs": e.graph_count, "graph_breaks": e.graph_break_count, "reasons": [str(b.reason)[:300] for b in e.break_reasons]}
+
+
+def _compile_count() -> int:
+    """Graphs torch.compile has compiled so far in this process (a rise during timing = a recompile)."""
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+
+
 def step_benchmark(
-    variants: list[str], cfg: minibert.BertConfig, B: int, T: int, device, train: bool, warmup: int = 5, iters: int = 20, precision="bf16"
+    variants: list[str], cfg: minibert.BertConfig, B: int, T: int, device, train: bool, warmup: int = 5, iters: int = 20,
+    precision="bf16", backend: str = "inductor",
 ) -> list[dict]:
     """Time one training step (forward, backward, clip-free AdamW step) or one inference forward per variant.
 
-    A variant is "<impl>" or "<impl>+compile" with impl in {minibert, transformers}."""
+    A variant is "<impl>" or "<impl>+compile" with impl in {minibert, transformers}. Every variant gets the same
+    weights, the same token ids and the same all-ones attention mask (the mask a data collator passes);
+    "+compile" is a plain torch.compile(model) (`backend` only changes for CPU dry runs). Each row names the
+    attention kernel the variant ran and counts the graphs compiled during warm-up and during timing."""
     import transformers
 
     torch.manual_seed(0)
     reference = transformers.BertForSequenceClassification(transformers.BertConfig(**cfg.to_dict())).state_dict()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, cfg.vocab_size, (B, T), generator=g).to(device)
+    mask = torch.ones_like(ids)
     labels = torch.randint(0, cfg.num_labels, (B,), generator=g).to(device)
     flops = model_flops(cfg, B, T, train)
     peak = peak_flops(device)
@@ -102,14 +151,15 @@ def step_benchmark(
         impl, _, mode = variant.partition("+")
         model = build(impl, cfg, device, reference)
         model.train(train)
-        forward = torch.compile(model) if mode == "compile" else model
+        torch._dynamo.reset()
+        forward = torch.compile(model, backend=backend) if mode == "compile" else model
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         if train:
             opt = make_optimizer(impl, model, compiled=mode == "compile")
 
             def fn():
                 with autocast:
-                    loss = forward(input_ids=ids, labels=labels).loss
+                    loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -118,13 +168,17 @@ def step_benchmark(
             @torch.inference_mode()
             def fn():
                 with autocast:
-                    forward(input_ids=ids).logits
+                    forward(input_ids=ids, attention_mask=mask).logits
 
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
         try:
+            before = _compile_count()
             seconds, warm = _time(fn, warmup, iters, device)
+            warm_graphs = _compile_count() - before
+            timed_graphs = _compile_count() - before - warm_graphs
+            kernel = attention_kernel(fn, device)
         except Exception as e:  # a failing variant is reported, not fatal for the others
             rows.append({"variant": variant, "error": f"{type(e).__name__}: {e}"[:500]})
             continue
@@ -138,6 +192,9 @@ def step_benchmark(
             "mfu": flops / seconds / peak if peak else None,
             "warmup_s": warm,
             "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+            "attention": kernel,
+            "graphs_compiled_in_warmup": warm_graphs,
+            "recompiles_while_timed": timed_graphs,
         }
         rows.append(row)
         del model
@@ -145,6 +202,66 @@ def step_benchmark(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
+
+
+def ratios(rows: list[dict]) -> dict:
+    """Each variant's speed relative to transformers, the baseline being its compiled form only when that is
+    at least as fast as its eager form. A compiled baseline slower than eager is a broken baseline (the
+    doubt about an earlier 1.50x); the ratio is then refused against it and taken against eager instead."""
+    ms = {r["variant"]: r["ms"] for r in rows if "ms" in r}
+    eager, compiled = ms.get("transformers"), ms.get("transformers+compile")
+    note = None
+    if compiled is not None and eager is not None and compiled > eager:
+        base = "transformers"
+        note = (f"compiled transformers ({compiled:.2f} ms) is slower than eager transformers ({eager:.2f} ms): "
+                f"no ratio is reported against it; ratios are against eager transformers")
+    elif compiled is not None:
+        base = "transformers+compile" if eager is not None else None
+        if base is None:
+            note = "transformers+compile ran without its eager form in the same run: no ratio (cannot check the baseline)"
+    else:
+        base = "transformers" if eager is not None else None
+    return {"baseline": base, "ratio": {v: ms[base] / t for v, t in ms.items()} if base else {}, "note": note}
+
+
+def profile_step(cfg: minibert.BertConfig, B: int, T: int, device, steps: int = 3, top: int = 15, backend: str = "inductor") -> dict:
+    """torch.profiler over a few compiled minibert training steps (bf16 autocast, all-ones mask): the kernels
+    that take the most device time, and the step's model FLOP utilisation."""
+    torch.manual_seed(0)
+    model = minibert.BertForSequenceClassification(cfg).to(device).train()
+    forward = torch.compile(model, backend=backend)
+    opt = make_optimizer("minibert", model, compiled=True)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, cfg.vocab_size, (B, T), generator=g).to(device)
+    mask, labels = torch.ones_like(ids), torch.randint(0, cfg.num_labels, (B,), generator=g).to(device)
+
+    def fn():
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    seconds, _ = _time(fn, warmup=3, iters=max(steps, 3), device=device)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    cuda = device.type == "cuda"
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+    # Self times do not overlap, so the shares add up: GPU kernels on a GPU, operators' own CPU time on a CPU.
+    key = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    events = [e for e in prof.key_averages() if key(e) > 0 and (e.device_type.name == "CUDA" or not cuda)]
+    total = sum(key(e) for e in events) or 1.0
+    rows = [{"kernel": e.key[:120], "ms_per_step": key(e) / 1e3 / steps, "share": key(e) / total, "calls_per_step": e.count / steps}
+            for e in sorted(events, key=key, reverse=True)[:top]]
+    flops = model_flops(cfg, B, T, train=True)
+    peak = peak_flops(device)
+    return {"ms": 1e3 * seconds, "tflops": flops / seconds / 1e12, "mfu": flops / seconds / peak if peak else None,
+            "device_ms_per_step": total / 1e3 / steps, "top_kernels": rows, "attention": attention_kernel(fn, device)}
 
 
 def cpu_inference(model_dir: str, B: int = 32, T: int = 512, iters: int = 10, threads: int | None = None) -> list[dict]:

@@ -1,9 +1,18 @@
-"""The recipe search behind finetune.py's defaults: each variant of FinetuneArgs, a few seeds, one table.
+"""Choosing the fine-tuning recipe without looking at the test reviews.
 
-    python -m benchmarks.sweep --model DIR --seeds 0 1 --output sweep.json
+Recipes are compared by cross-validation inside the training files: cv000-cv799 of each class are cut into
+`--inner-folds` blocks of consecutive file numbers (4: cv000-cv199, cv200-cv399, cv400-cv599, cv600-cv799);
+each block is held out once and a model trained on the other training files is scored on it. The test files
+cv800-cv999 are never read while choosing. Then `--final` trains the recipe with the best validation mean on
+all 1600 training reviews and tests it once on the 400 test reviews, over the given seeds.
 
-Each variant's test accuracy is the last epoch's (no choice is made on the test set inside a run); the sweep
-itself compares variants on the test split, which is why its winner is reported over fresh seeds afterwards.
+    python -m benchmarks.sweep --model DIR                       # all recipes, 4 inner folds, seed 0
+    python -m benchmarks.sweep --model DIR --final --seeds 0 1 2 3 4
+    python -m benchmarks.sweep --dry-run --output /tmp/sweep.json   # tiny model, 2 recipes, 2 folds, CPU
+
+Every (recipe, fold, seed) result is appended to --output as soon as it is measured, and skipped when it is
+there already, so the sweep completes over several short GPU sessions. NBSVM-bi is scored on the same
+validation folds as a reference row.
 """
 
 from __future__ import annotations
@@ -11,63 +20,163 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-from minibert import BertTokenizer
-from minibert.data import load_movie_reviews
-from minibert.finetune import FinetuneArgs, prepare_data, train_one
-
 VARIANTS = {
-    "ht-lr3e-5": dict(lr=3e-5),
-    "ht-lr5e-5": dict(lr=5e-5),
-    "ht-lr1e-4": dict(lr=1e-4),
-    "ht-lr2e-4": dict(lr=2e-4),
-    "ht-lr1e-4-ep3": dict(lr=1e-4, epochs=3),
-    "ht-lr1e-4-ep6": dict(lr=1e-4, epochs=6),
-    "ht-lr1e-4-ep10": dict(lr=1e-4, epochs=10),
-    "ht-lr2e-4-bs32": dict(lr=2e-4, batch_size=32),
-    "head-lr1e-4": dict(lr=1e-4, truncation="head"),
-    "tail-lr1e-4": dict(lr=1e-4, truncation="tail"),
     "chunks512-lr1e-4": dict(lr=1e-4, truncation="chunks", stride=128),
-    "chunks256-lr5e-5": dict(lr=5e-5, truncation="chunks", max_length=256, stride=64),
+    "chunks512-lr5e-5": dict(lr=5e-5, truncation="chunks", stride=128),
+    "chunks512-lr1e-4-ep6": dict(lr=1e-4, truncation="chunks", stride=128, epochs=6),
     "chunks256-lr1e-4": dict(lr=1e-4, truncation="chunks", max_length=256, stride=64),
-    "chunks128-lr1e-4": dict(lr=1e-4, truncation="chunks", max_length=128, stride=32),
+    "ht-lr5e-5": dict(lr=5e-5, truncation="head+tail"),
+    "ht-lr1e-4": dict(lr=1e-4, truncation="head+tail"),
+    "ht-lr1e-4-ep6": dict(lr=1e-4, truncation="head+tail", epochs=6),
+    "tail-lr1e-4": dict(lr=1e-4, truncation="tail"),
 }
+TRAIN_FILES = 800  # cv000-cv799: the only files the choice may look at
+OUTPUT = Path(__file__).resolve().parent / "results" / "sweep-validation.json"
 
 
-def main(argv=None):
+def inner_fold(fileid: str, k: int) -> int:
+    """Which of k validation blocks of consecutive training-file numbers a training review is in."""
+    from minibert.data import file_number
+
+    n = file_number(fileid)
+    assert n < TRAIN_FILES, f"{fileid} is a test file; the sweep never uses it"
+    return n * k // TRAIN_FILES
+
+
+def validation_splits(reviews, k: int, folds: list[int]):
+    """(fold, train, validation) for each chosen fold, from the training files only."""
+    from minibert.data import split
+
+    train, _ = split(reviews)  # cv000-cv799; the test files are dropped here, before anything else
+    for f in folds:
+        yield f, [r for r in train if inner_fold(r.fileid, k) != f], [r for r in train if inner_fold(r.fileid, k) == f]
+
+
+def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="pretrained BERT directory")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="names from VARIANTS (default: all)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--base", default="{}", help="JSON of FinetuneArgs fields shared by all variants")
-    p.add_argument("--output", default="sweep.json")
-    p.add_argument("--output-dir", default="runs/sweep")
-    a = p.parse_args(argv)
+    p.add_argument("--model", help="pretrained BERT directory (HF layout)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="recipes (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per fold; with --final, the test seeds (default: 0)")
+    p.add_argument("--inner-folds", type=int, default=4, help="validation blocks inside cv000-cv799 (default: 4)")
+    p.add_argument("--folds", type=int, nargs="+", default=None, help="which inner folds to run, 0-based (default: all)")
+    p.add_argument("--base", default="{}", help="JSON of FinetuneArgs fields shared by all recipes")
+    p.add_argument("--final", action="store_true", help="train the best recipe on all 1600 training reviews and test it once")
+    p.add_argument("--output", default=str(OUTPUT), help="JSON file to append to (default: benchmarks/results/sweep-validation.json, "
+                                                        "which benchmarks/render_readme.py reads)")
+    p.add_argument("--dry-run", action="store_true", help="tiny model, two recipes, two folds, a few reviews, CPU")
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    from minibert import BertTokenizer
+    from minibert.data import load_movie_reviews
+    from minibert.finetune import FinetuneArgs, run, train_one
+
+    from . import nbsvm
+    from .accuracy import split_data
+
+    try:
+        base = json.loads(a.base)
+    except json.JSONDecodeError as e:
+        print(f"error: --base is not JSON ({e.msg}); e.g. --base '{{\"epochs\": 3}}'", file=sys.stderr)
+        return 2
+    if a.inner_folds < 2:
+        print(f"error: --inner-folds must be >= 2, got {a.inner_folds}", file=sys.stderr)
+        return 2
+    folds = a.folds if a.folds is not None else list(range(a.inner_folds))
+    if any(not 0 <= f < a.inner_folds for f in folds):
+        print(f"error: --folds must be in 0..{a.inner_folds - 1}", file=sys.stderr)
+        return 2
+    variants, shrink = a.variants, {}
+    work = Path(tempfile.mkdtemp(prefix="minibert-sweep-"))
+    if a.dry_run:
+        from .suite import Sizes, tiny_model
+
+        model, variants, folds = tiny_model(work / "tiny-bert"), variants[:2], folds[:2]
+        # every recipe keeps its truncation and learning rate, cut to tiny lengths and a few reviews
+        shrink = {k: v for k, v in Sizes.dry_run().finetune.items() if k != "truncation"} | dict(stride=16, head=16)
+    elif not a.model or not (Path(a.model) / "config.json").is_file():
+        print(f"error: --model {a.model}: pass a directory with a pretrained BERT in HF layout (config.json ...)", file=sys.stderr)
+        return 2
+    else:
+        model = a.model
+    output = Path(a.output)
+    if not output.parent.is_dir():
+        print(f"error: --output: folder {output.parent} does not exist", file=sys.stderr)
+        return 2
+    results = json.loads(output.read_text()) if output.exists() else {}
+    results.setdefault("protocol", f"{a.inner_folds} validation folds inside cv000-cv799; the test files are never read while choosing")
+    runs = results.setdefault("validation", {})
+
+    def save():
+        output.write_text(json.dumps(results, indent=1) + "\n")
+
     reviews = load_movie_reviews()
-    tokenizer = BertTokenizer.from_pretrained(a.model)
-    results = {}
-    for name in a.variants:
-        args = FinetuneArgs(model=a.model, progress=False, plots=False, save_model=False, **(json.loads(a.base) | VARIANTS[name]))
-        t = time.perf_counter()
-        data = prepare_data(args, tokenizer, reviews)
-        runs = [train_one(args, data, tokenizer, s, Path(a.output_dir) / name / f"seed{s}") for s in a.seeds]
-        acc = [r["history"]["epochs"][-1]["accuracy"] for r in runs]
-        results[name] = {
-            "args": VARIANTS[name],
-            "accuracy": acc,
-            "mean": statistics.mean(acc),
-            "per_epoch": [[e["accuracy"] for e in r["history"]["epochs"]] for r in runs],
-            "seconds": time.perf_counter() - t,
-        }
-        Path(a.output).write_text(json.dumps(results, indent=2))
-        print(f"{name:<22} {100 * results[name]['mean']:6.2f}  {[round(100 * x, 2) for x in acc]}  "
-              f"epochs {[[round(100 * x, 1) for x in e] for e in results[name]['per_epoch']]}  {results[name]['seconds']:.0f} s", flush=True)
-    print("\nranked:")
-    for name, r in sorted(results.items(), key=lambda kv: -kv[1]["mean"]):
-        print(f"  {name:<22} {100 * r['mean']:6.2f}")
+    tokenizer = BertTokenizer.from_pretrained(model)
+    if not a.final:
+        ref = results.setdefault("nbsvm_validation", {})
+        X = nbsvm.binary_features(reviews)
+        import numpy as np
+
+        y = np.array([r.label for r in reviews])
+        ids = [r.fileid for r in reviews]
+        for f, train, val in validation_splits(reviews, a.inner_folds, folds):
+            keep = {r.fileid for r in train}, {r.fileid for r in val}
+            ref[str(f)] = nbsvm.nbsvm_accuracy(X, y, np.array([i in keep[0] for i in ids]), np.array([i in keep[1] for i in ids]))
+        save()
+        for name in variants:
+            args = FinetuneArgs(model=model, progress=False, plots=False, save_model=False, **(base | VARIANTS[name] | shrink))
+            args.validate()
+            for f, train, val in validation_splits(reviews, a.inner_folds, folds):
+                for seed in a.seeds:
+                    key = f"{name}/fold{f}/seed{seed}"
+                    if key in runs:
+                        continue
+                    t = time.perf_counter()
+                    data = split_data(args, tokenizer, train, val)
+                    m = train_one(args, data, tokenizer, seed, work / key)
+                    runs[key] = {"variant": name, "fold": f, "seed": seed,
+                                 "per_epoch": [e["accuracy"] for e in m["history"]["epochs"]],
+                                 "accuracy": m["history"]["epochs"][-1]["accuracy"], "seconds": time.perf_counter() - t}
+                    save()
+                    print(f"{key:<32} validation accuracy {100 * runs[key]['accuracy']:6.2f}  ({runs[key]['seconds']:.0f} s)", flush=True)
+    table = ranking(runs)
+    results["ranking"] = table
+    save()
+    print(f"\nvalidation accuracy (mean over folds and seeds); NBSVM-bi on the same folds "
+          f"{100 * statistics.mean(results.get('nbsvm_validation', {0: float('nan')}).values()):.2f}")
+    for row in table:
+        print(f"  {row['variant']:<24} {100 * row['mean']:6.2f}  ({row['runs']} runs)")
+    if a.final:
+        if not table:
+            print("error: --final: no validation results in --output yet; run the sweep without --final first", file=sys.stderr)
+            return 2
+        best = table[0]["variant"]
+        args = FinetuneArgs(model=model, seeds=a.seeds, output_dir=str(work / "final"), progress=False, plots=False,
+                            save_model=False, **(base | VARIANTS[best] | shrink))
+        summary = run(args, reviews)
+        results["final"] = {"variant": best, "args": VARIANTS[best], "seeds": a.seeds, "test_accuracy": summary["accuracy"],
+                            "test_mean": summary["accuracy_mean"], "test_std": summary["accuracy_std"]}
+        save()
+        print(f"chosen on validation: {best}; test accuracy over {len(a.seeds)} seed(s): "
+              f"{100 * summary['accuracy_mean']:.2f} +- {100 * summary['accuracy_std']:.2f}")
+    return 0
+
+
+def ranking(runs: dict) -> list[dict]:
+    """Recipes by mean validation accuracy over all their (fold, seed) runs, best first."""
+    by = {}
+    for r in runs.values():
+        by.setdefault(r["variant"], []).append(r["accuracy"])
+    table = [{"variant": v, "mean": statistics.mean(acc), "runs": len(acc)} for v, acc in by.items()]
+    return sorted(table, key=lambda row: -row["mean"])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

