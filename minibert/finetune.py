@@ -1,4 +1,5 @@
-"""Fine-tuning BERT for sentiment on movie_reviews: the loop behind scripts/finetune.py.
+"""Fine-tuning BERT for sentiment on movie_reviews (or on your own labelled texts, --data): the loop behind
+scripts/finetune.py, and prediction with the fine-tuned model (classify, behind scripts/predict.py).
 
     for each epoch:
         for each batch:   loss = cross_entropy(classifier(pooled [CLS]), label)
