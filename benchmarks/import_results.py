@@ -70,6 +70,10 @@ def imported() -> dict:
     for section in ("cpu-tokenizer", "cpu-infer"):
         add(section, "cpu-2026-11-25.json", "scripts/bench.py --sections cpu-tokenizer cpu-infer (before results.json)",
             cpu["sections"][section], machine=CPU, versions=versions)
+    pred = _read("cpu-predict-2026-11-25.json")
+    add("cpu-predict", "cpu-predict-2026-11-25.json", "python -m benchmarks.predict_speed (before results.json)", pred,
+        machine=CPU, versions={k: pred[k] for k in ("torch", "transformers", "date")},
+        caveat="measured while other test runs shared the machine (load average 8-16), which lowers all texts/s alike")
     return out
 
 

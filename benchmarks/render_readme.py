@@ -248,6 +248,17 @@ def speed_block(data: dict) -> str:
               f"({machine}, {e['date']}; `python scripts/bench.py --sections cpu-infer`):", "",
               "| model | ms (median) | ratio |", "| --- | --- | --- |"]
     lines += [f"| {r['variant']} | {r['ms']:.1f} | {base['ms'] / r['ms']:.2f} |" for r in rows]
+    pred = newest(data, "cpu-predict") or (imp["cpu-predict"]["machine"], imp["cpu-predict"])
+    machine, e = pred
+    caveat = f" Caveat: {e['caveat']}." if e.get("caveat") else ""
+    lines += ["", f"Prediction on the CPU: `predict.py`'s code path against `transformers.pipeline(\"text-classification\")`, "
+              f"same fine-tuned MiniLM, same texts and truncation, {e['result']['config']}; every variant gave the same labels "
+              f"({machine}, torch {e['torch']}, transformers {e['transformers']}, {e['date']}; "
+              f"`python scripts/bench.py --sections cpu-predict`).{caveat}", "",
+              "| variant | texts/s | minibert is | peak memory |", "| --- | --- | --- | --- |"]
+    for r in e["result"]["rows"]:
+        faster = f"{r['minibert_speedup']:.2f}x faster" if not r["variant"].startswith("minibert") else ""
+        lines.append(f"| {r['variant']}, batch {r['batch_size']} | {r['texts_per_s']:.2f} | {faster} | {r['peak_rss_mb']:.0f} MB |")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ a CPU run catches what would otherwise waste GPU time.
     profile       torch.profiler: the compiled training step's top kernels, MFU          GPU
     cpu-tokenizer tokenizer throughput over the corpus                                   CPU
     cpu-infer     MiniLM inference, minibert vs transformers                             CPU
+    cpu-predict   predict.py's path vs transformers.pipeline, the 400 test reviews         CPU
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 import minibert
 
 GPU = ("finetune", "cv", "pretrain", "speed-train", "speed-infer", "profile")
-CPU = ("nbsvm", "cpu-tokenizer", "cpu-infer")
+CPU = ("nbsvm", "cpu-tokenizer", "cpu-infer", "cpu-predict")
 SECTIONS = GPU + CPU
 GROUPS = {"gpu": GPU, "cpu": CPU, "all": SECTIONS}
 
@@ -51,6 +52,7 @@ class Sizes:
     every_nth_review: int = 1  # NBSVM / tokenizer: use only files cv000, cv00n, cv0(2n), ... (1: all 2000)
     device: str = "auto"  # auto: the GPU when there is one
     cpu_infer: dict = field(default_factory=lambda: dict(B=32, T=512, iters=10))
+    predict_texts: int | None = None  # cpu-predict: the first N test reviews (None: all 400)
 
     @classmethod
     def dry_run(cls) -> "Sizes":
@@ -62,7 +64,7 @@ class Sizes:
             config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64),
             train_batch=2, infer_batch=2, seq_len=32, warmup=1, iters=2,
             compile_backend="aot_eager",  # dynamo and autograd tracing as on the GPU, without inductor's C++ build
-            every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2),
+            every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2), predict_texts=4,
         )
 
 
@@ -122,6 +124,11 @@ def run_section(name: str, model: str, sizes: Sizes, work: Path) -> dict:
         c = sizes.cpu_infer
         return {"config": f"{model}, batch {c['B']} x {c['T']}, fp32",
                 "rows": speed.cpu_inference(model, B=c["B"], T=c["T"], iters=c["iters"])}
+    if name == "cpu-predict":
+        from .predict_speed import predict_benchmark
+
+        # `model` is a pretrained encoder: the benchmark fine-tunes it briefly, then predicts with the result
+        return predict_benchmark(base=model, limit=sizes.predict_texts, workdir=str(work / "predict"))
     raise ValueError(f"unknown section {name!r}")
 
 
@@ -192,4 +199,7 @@ def summary_line(name: str, r: dict) -> str:
         return "\n".join(f"   {x['tokenizer']:<30} {x['mode']:<13} {x['mb_per_s']:7.2f} MB/s" for x in r["rows"])
     if name == "cpu-infer":
         return "\n".join(f"   {x['variant']:<14} {x['ms']:9.1f} ms" for x in r["rows"])
+    if name == "cpu-predict":
+        return "\n".join(f"   {x['variant']:<46} {x['texts_per_s']:7.2f} texts/s  minibert x{x['minibert_speedup']:.2f}"
+                         for x in r["rows"])
     return ""
