@@ -6,17 +6,15 @@ evaluation, so that the figures in the README are those a user of scripts/finetu
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 from pathlib import Path
 
 from minibert import BertTokenizer
 from minibert import data as D
-from minibert.finetune import Data, FinetuneArgs, balanced_subset, prepare_data, run, train_one
+from minibert.finetune import Data, FinetuneArgs, balanced_subset, prepare_data, run
 
 from .hf_trainer import summarize, trainer_run
-from .nbsvm import pang_lee_fold
 
 
 def finetune_vs_trainer(model: str, seeds: list[int], overrides: dict, work: Path, reviews=None) -> dict:
@@ -36,25 +34,12 @@ def finetune_vs_trainer(model: str, seeds: list[int], overrides: dict, work: Pat
 
 def cross_validation(model: str, folds: list[int], overrides: dict, work: Path, reviews=None) -> dict:
     """Pang & Lee's protocol for the default recipe: fold k (cv{k}00-cv{k}99 of both classes) is tested once by
-    a model fine-tuned on the other nine folds; mean +- std over the folds. Uses finetune's own `cv` option
-    when minibert has it, else the same loop here, fold by fold."""
-    fields = {f.name for f in dataclasses.fields(FinetuneArgs)}
+    a model fine-tuned on the other nine folds; mean +- std over the folds, through scripts/finetune.py's
+    own --cv 10."""
     base = dict(model=model, progress=False, plots=False, save_model=False) | overrides
     started = time.perf_counter()
-    if "cv" in fields and folds == list(range(10)):
-        summary = run(FinetuneArgs(output_dir=str(work / "cv"), cv=10, **base), reviews)
-        acc = summary["accuracy"]
-    else:
-        args = FinetuneArgs(output_dir=str(work / "cv"), **base)
-        args.validate()
-        reviews = reviews if reviews is not None else D.load_movie_reviews()
-        tokenizer = BertTokenizer.from_pretrained(model)
-        acc = []
-        for k in folds:
-            train = [r for r in reviews if pang_lee_fold(r.fileid) != k]
-            data = split_data(args, tokenizer, train, [r for r in reviews if pang_lee_fold(r.fileid) == k])
-            metrics = train_one(args, data, tokenizer, args.seed, work / "cv" / f"fold{k + 1}")
-            acc.append(metrics["selected"]["accuracy"])
+    summary = run(FinetuneArgs(output_dir=str(work / "cv"), cv=D.N_FOLDS, folds=[k + 1 for k in folds], **base), reviews)
+    acc = summary["accuracy"]  # one per fold
     return {
         "model": model,
         "args": overrides,

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from minibert.data import Review, file_number
+from minibert.data import Review, file_number, fold_of
 
 ALPHA = 1.0  # Laplace smoothing of the feature counts
 C = 1.0  # SVM regularization: the paper's C for NBSVM
@@ -39,9 +39,8 @@ def ngrams(words: list[str]) -> list[str]:
 
 
 def pang_lee_fold(fileid: str) -> int:
-    """Pang & Lee's fold of a file, 0-9: cv000-cv099 is fold 0 (their fold 1), ..., cv900-cv999 fold 9.
-    (minibert.data gains the same rule as `fold_of`; this copy keeps the benchmark independent of it.)"""
-    return file_number(fileid) // 100
+    """Pang & Lee's fold of a file, 0-based: cv000-cv099 is fold 0 (their fold 1), ..., cv900-cv999 fold 9."""
+    return fold_of(fileid) - 1
 
 
 def binary_features(reviews: list[Review]):

@@ -28,7 +28,7 @@ def fine_tune_for_benchmark(base: str, out: Path) -> Path:
     reviews (head 128; the speed of prediction does not depend on how well it was trained)."""
     from minibert.finetune import FinetuneArgs, run
 
-    args = FinetuneArgs(model=base, output_dir=str(out), truncation="head", max_length=128, batch_size=16, epochs=1,
+    args = FinetuneArgs(model=base, output_dir=str(out), overwrite=True, truncation="head", max_length=128, batch_size=16, epochs=1,
                         lr=1e-4, limit_train=256, limit_test=8, device="cpu", progress=False, plots=False)
     run(args)
     return out / "model"

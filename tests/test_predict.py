@@ -7,8 +7,6 @@ forces one class."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
