@@ -218,3 +218,33 @@ def test_every_session_prints_what_the_walkthrough_shows():
     finally:
         log.removeHandler(handler)
     assert not failures, "\n".join(failures)
+
+
+# ---- Figures --------------------------------------------------------------------------------------------
+
+
+def test_every_figure_shown_exists_and_every_figure_is_shown():
+    shown = set(re.findall(r"!\[[^\]]*\]\(figures/([\w.-]+\.png)\)", WALKTHROUGH.read_text(encoding="utf-8")))
+    drawn = {p.name for p in (ROOT / "docs" / "figures").glob("*.png")}
+    assert shown and shown == drawn, f"shown but missing: {shown - drawn}; drawn but not shown: {drawn - shown}"
+
+
+def test_make_figures_draws_every_figure_from_the_current_code(tmp_path, monkeypatch, capsys):
+    """docs/make_figures.py still runs against the library as it is (into a temporary folder: the shipped
+    PNGs are not touched), and prints the numbers the walkthrough quotes about its figures."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "docs" / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    monkeypatch.setattr(make_figures, "OUT", tmp_path)
+    monkeypatch.setattr(make_figures, "ROOT", tmp_path)  # so that it prints paths relative to the temporary folder
+    make_figures.main([])
+    assert {p.name for p in tmp_path.glob("*.png")} == {p.name for p in (ROOT / "docs" / "figures").glob("*.png")}
+    printed = capsys.readouterr().out
+    text = WALKTHROUGH.read_text(encoding="utf-8")
+    # §10 and Figure 9 quote these measurements; they must be what the code gives now.
+    assert "layers 1-4: 27 of 48 heads" in printed and "27 of the 48 heads" in text
+    assert "above 0.5 for 12; the two `it`s: 0.61, 0.70" in printed and "(0.61 and 0.70)" in text and "12 of them" in text
+    assert "3821 training examples (chunks), batch 16, 4 epochs: 239 steps per epoch, 956 in all, warmup 95" in printed
+    assert "3821 training chunks (section 15),\nbatch 16, 4 epochs, so 239 steps per epoch and 956 in all; warmup is the first 95" in text
