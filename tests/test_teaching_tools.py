@@ -210,6 +210,31 @@ def test_a_long_input_drops_the_labels_of_the_full_grid_only(minilm):
         plt.close(one.figure)
 
 
+def test_attention_figures_have_one_colour_bar_and_token_labels_that_fit(minilm):
+    """The walkthrough's figures 5 and 6: a 0-to-1 colour bar, and token labels as large as a heatmap row allows
+    (readable, not overlapping) for the 19 tokens of its sentence pair."""
+    model, tok = minilm
+    tokens, probs = attention(model, tok, "the cat sat on the mat because it was tired.", "it fell asleep there.")
+    assert len(tokens) == 19
+    for options in ({}, {"layer": 5}, {"layer": 5, "head": 11}):
+        drawn = plot_attention(tokens, probs, **options)
+        try:
+            fig = drawn.figure
+            fig.canvas.draw()
+            bars = [ax for ax in fig.axes if not ax.get_images()]
+            assert len(bars) == 1, options  # one colour bar for all maps: they share one scale
+            assert bars[0].get_ylim() == (0.0, 1.0)
+            assert "attention weight" in bars[0].get_ylabel()
+            maps = [ax for ax in fig.axes if ax.get_images()]
+            assert all(ax.get_images()[0].get_clim() == (0.0, 1.0) for ax in maps)
+            labelled = maps[0]  # the top-left map always carries the row labels
+            row_points = labelled.get_window_extent().height / fig.dpi * 72 / len(tokens)
+            sizes = {t.get_fontsize() for t in labelled.get_yticklabels()}
+            assert len(sizes) == 1 and 6.0 <= sizes.pop() <= row_points, (options, row_points)
+        finally:
+            plt.close(drawn.figure)
+
+
 def test_attention_errors_are_clear(minilm):
     model, tok = minilm
     tokens, probs = attention(model, tok, "a b")
