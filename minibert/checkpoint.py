@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .config import BertConfig, ConfigError
-from .hub import HubError, atomic_write, resolve
+from .hub import HubError, atomic_write, is_hub_id, resolve, resolve_first
 
 log = logging.getLogger("minibert")
 
@@ -29,6 +28,14 @@ CONFIG = "config.json"
 
 class CheckpointError(ValueError):
     """Weights that do not fit the model: every missing, unexpected and mis-shaped tensor is named."""
+
+
+class DamagedFileError(CheckpointError):
+    """A weights file that cannot be parsed: truncated, or overwritten with something else."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path} is truncated or corrupted ({reason}); delete it and download or save it again")
+        self.path, self.reason = path, reason
 
 
 # ---- The key table ---------------------------------------------------------------------------------
@@ -199,10 +206,23 @@ def load_state_dict(model, state: dict[str, torch.Tensor], source="the state dic
         else:
             report.unexpected.append(key)
     report.raise_on_errors(source)  # before any copy: a checkpoint that does not fit leaves the model untouched
+    check_finite({hf: state[hf] for hf in report.loaded}, source)
     with torch.no_grad():
         for target, tensor in copies:
             target.copy_(tensor)
     return report
+
+
+def check_finite(state: dict[str, torch.Tensor], source) -> None:
+    """Refuse weights holding NaN or infinity: such a model only ever computes NaN, and a user would
+    otherwise meet it as a NaN loss or a meaningless prediction far from its cause."""
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:8]) + (f", ... ({len(bad) - 8} more)" if len(bad) > 8 else "")
+        raise CheckpointError(
+            f"{source} holds NaN or infinite values in {len(bad)} tensor{'s' * (len(bad) > 1)}: {shown}; the "
+            f"checkpoint is damaged (a training run that diverged saves such weights): load an earlier checkpoint"
+        )
 
 
 def _is_encoder_key(key: str, model) -> bool:
@@ -256,9 +276,7 @@ def read_weights(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], Path]
         try:
             state.update(load_file(path))
         except (SafetensorError, OSError) as e:
-            raise CheckpointError(
-                f"{path} is truncated or corrupted ({e}); delete it and download or save it again"
-            ) from e
+            raise DamagedFileError(path, str(e)) from e
     return state, paths[0]
 
 
@@ -277,29 +295,32 @@ def with_overrides(config: BertConfig, overrides: dict, source) -> BertConfig:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_pretrained(cls, name_or_path, *, dtype=None, cache_dir=None, revision=None, local_files_only=False, config=None, **overrides):
+def load_pretrained(cls, name_or_path, *, dtype=None, cache_dir=None, revision=None, local_files_only=False,
+                    force_download=False, config=None, **overrides):
     """The body of `from_pretrained`: find the files, build the config, build the model, load the weights."""
-    files = resolve(
-        name_or_path,
-        [CONFIG, WEIGHTS, SHARDED_INDEX, LEGACY_WEIGHTS, "vocab.txt"],
-        cache_dir=cache_dir,
-        revision=revision,
-        local_files_only=local_files_only,
-    )
-    if WEIGHTS not in files and SHARDED_INDEX in files:  # fetch the shards the index names
+    where = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "force_download": force_download}
+    files = resolve(name_or_path, [CONFIG, "vocab.txt"], **where)
+    if config is None and CONFIG not in files:  # said before any weights are downloaded
+        raise HubError(f"{name_or_path} has no {CONFIG}; a checkpoint directory needs config.json and {WEIGHTS}")
+    # Only the first weights file that exists is downloaded: the real bert-base-uncased has two of 440 MB.
+    files |= resolve_first(name_or_path, [WEIGHTS, SHARDED_INDEX, LEGACY_WEIGHTS], **where)
+    if SHARDED_INDEX in files:  # fetch the shards the index names
         shards = shard_names(files[SHARDED_INDEX])
-        found = resolve(name_or_path, shards, cache_dir=cache_dir, revision=revision, local_files_only=local_files_only)
+        found = resolve(name_or_path, shards, **where)
         missing = [n for n in shards if n not in found]
         if missing:
             raise CheckpointError(f"{name_or_path}: the shard index names {', '.join(missing)}, which cannot be found")
         files |= found
     if config is None:
-        if CONFIG not in files:
-            raise HubError(f"{name_or_path} has no {CONFIG}; a checkpoint directory needs config.json and {WEIGHTS}")
         config = BertConfig.from_json_file(files[CONFIG])
     config = with_overrides(config, overrides, source=name_or_path)
 
-    state, source = read_weights(files)
+    try:
+        state, source = read_weights(files)
+    except DamagedFileError as e:
+        if is_hub_id(name_or_path):
+            raise damaged_download(name_or_path, e, force_download) from e
+        raise
     model = cls(config)
     report = load_state_dict(model, state, source)
     if report.initialized:
@@ -312,6 +333,23 @@ def load_pretrained(cls, name_or_path, *, dtype=None, cache_dir=None, revision=N
     model.name_or_path = str(name_or_path)
     model.vocab_file = files.get("vocab.txt")
     return model.eval(), report  # like transformers: ready for inference; call .train() to fine-tune
+
+
+def damaged_download(repo_id: str, error: DamagedFileError, force_download: bool) -> HubError:
+    """The advice for a damaged file in the Hub cache. Deleting the file the error names does not help: it is
+    a link into the cache, and the next load links the same damaged blob again."""
+    name = Path(error.path).name
+    if force_download:  # it was just downloaded afresh: the copy on the Hub itself is damaged
+        return HubError(
+            f"{name} of {repo_id!r}, downloaded afresh from the Hub, is truncated or corrupted ({error.reason})",
+            "the repository's file is damaged: tell its authors, or pass a local directory that holds a good copy",
+            "the repository's file is damaged: tell its authors, or pass a local directory with {flag} DIR",
+        )
+    return HubError(
+        f"the cached download of {name} of {repo_id!r} ({error.path}) is truncated or corrupted ({error.reason})",
+        f"download it again with from_pretrained({repo_id!r}, force_download=True)",
+        f"remove the cached copy with `hf cache rm model/{repo_id}` and run again",
+    )
 
 
 # ---- Saving ------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .tokenizer import BertTokenizer, head_tail
+from .inputs import head_tail
+from .tokenizer import BertTokenizer
 
 LABELS = ("neg", "pos")  # label 0, label 1
 STRATEGIES = ("head", "tail", "head+tail", "chunks")

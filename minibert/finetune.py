@@ -23,24 +23,34 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import data as D
+from .data import (
+    LABELS,
+    STRATEGIES,
+    Example,
+    Review,
+    batch_order,
+    collate,
+    encode_reviews,
+    file_number,
+    load_movie_reviews,
+    split,
+)
 from .heads import BertForSequenceClassification
-from .optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
+from .optim import AdamW, LinearWarmupDecay, param_groups
 from .tokenizer import BertTokenizer
 from .training import (
     Dist,
+    LossLog,
     StopFlag,
-    TrainingError,
     autocast,
-    check_finite,
-    load_training_state,
+    choose_precision,
+    optimizer_step,
     pick_device,
     plot_confusion,
     plot_curves,
-    rng_state,
-    save_training_state,
+    resume_from,
+    save_checkpoint,
     seed_everything,
-    set_rng_state,
 )
 
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
@@ -81,8 +91,8 @@ class FinetuneArgs:
     progress: bool = True
 
     def validate(self) -> None:
-        if self.truncation not in D.STRATEGIES:
-            raise ValueError(f"--truncation must be one of {D.STRATEGIES}, got {self.truncation!r}")
+        if self.truncation not in STRATEGIES:
+            raise ValueError(f"--truncation must be one of {STRATEGIES}, got {self.truncation!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -98,32 +108,32 @@ class FinetuneArgs:
 
 @dataclass
 class Data:
-    train: list[D.Example]
-    test: list[D.Example]
-    val: list[D.Example] = field(default_factory=list)
+    train: list[Example]
+    test: list[Example]
+    val: list[Example] = field(default_factory=list)
     n_test_docs: int = 0
     n_val_docs: int = 0
 
 
-def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[D.Review] | None = None) -> Data:
+def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None) -> Data:
     """Read the corpus, split it, and tokenize each review once."""
-    reviews = reviews if reviews is not None else D.load_movie_reviews()
-    train, test = D.split(reviews)
+    reviews = reviews if reviews is not None else load_movie_reviews()
+    train, test = split(reviews)
     val = []
     if args.val_size:
         cut = 800 - args.val_size // 2  # the highest-numbered training files of each class
-        val = [r for r in train if D.file_number(r.fileid) >= cut]
-        train = [r for r in train if D.file_number(r.fileid) < cut]
+        val = [r for r in train if file_number(r.fileid) >= cut]
+        train = [r for r in train if file_number(r.fileid) < cut]
     if args.limit_train:
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
     stride = args.max_length // 4 if args.stride is None else args.stride
     enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
-    return Data(D.encode_reviews(train, **enc), D.encode_reviews(test, **enc), D.encode_reviews(val, **enc), len(test), len(val))
+    return Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val))
 
 
-def balanced_subset(reviews: list[D.Review], n: int) -> list[D.Review]:
+def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
     per_class = [[r for r in reviews if r.label == c][: n // 2] for c in (0, 1)]
     return [r for r in reviews if r in per_class[0] or r in per_class[1]]
 
@@ -132,7 +142,7 @@ def balanced_subset(reviews: list[D.Review], n: int) -> list[D.Review]:
 
 
 @torch.inference_mode()
-def predict_logits(model, examples: list[D.Example], batch_size: int, device, precision: str, pad_id: int = 0) -> torch.Tensor:
+def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0) -> torch.Tensor:
     """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches."""
     was_training = model.training
     model.eval()
@@ -140,7 +150,7 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
     out = torch.empty(len(examples), model.config.num_labels)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        b = D.collate([examples[i] for i in idx], pad_id)
+        b = collate([examples[i] for i in idx], pad_id)
         with autocast(device, precision):
             logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device)).logits
         out[idx] = logits.float().cpu()
@@ -148,20 +158,20 @@ def predict_logits(model, examples: list[D.Example], batch_size: int, device, pr
     return out
 
 
-def evaluate(model, examples: list[D.Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
+def evaluate(model, examples: list[Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
     """Accuracy, F1 of the positive class and the confusion matrix, per review."""
     logits = predict_logits(model, examples, args.eval_batch_size, device, precision, pad_id)
     return review_metrics(logits, examples, n_docs)
 
 
-def review_metrics(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> dict:
+def review_metrics(logits: torch.Tensor, examples: list[Example], n_docs: int) -> dict:
     """Score reviews, not windows: a review's logits are the mean over its examples (one unless "chunks")."""
     doc = torch.tensor([e.doc for e in examples])
     labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
     return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels)
 
 
-def mean_by_review(logits: torch.Tensor, examples: list[D.Example], n_docs: int) -> torch.Tensor:
+def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -> torch.Tensor:
     """(N examples, C) -> (n_docs, C): the mean of each review's windows."""
     logits = torch.as_tensor(logits).float()
     doc = torch.tensor([e.doc for e in examples])
@@ -186,10 +196,10 @@ def classify(model, tokenizer: BertTokenizer, texts: list[str], *, truncation: s
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("classify() takes a list of strings")
     device = pick_device(device, training=False) if isinstance(device, str) else device
-    precision = ("bf16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
-    reviews = [D.Review(f"text{i}", t, 0) for i, t in enumerate(texts)]
+    precision = choose_precision(device, precision)
+    reviews = [Review(f"text{i}", t, 0) for i, t in enumerate(texts)]
     stride = max_length // 4 if stride is None else stride
-    examples = D.encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
+    examples = encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
     logits = predict_logits(model.to(device), examples, batch_size, device, precision, tokenizer.pad_token_id)
     probs = mean_by_review(logits, examples, len(texts)).softmax(-1)
     names = model.config.id2label or {i: str(i) for i in range(probs.shape[1])}
@@ -209,40 +219,22 @@ def _to(t, device):
 def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: int, out: Path, dist: Dist | None = None) -> dict:
     """One fine-tuning run with one seed. Returns its metrics (also written to out/metrics.json)."""
     dist = dist or Dist()
-    device = pick_device(args.device)
-    if dist.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
-    precision = ("bf16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
+    device = pick_device(args.device, local_rank=dist.local_rank if dist.world > 1 else None)
+    precision = choose_precision(device, args.precision)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
     seed_everything(seed)
-    overrides = {"num_labels": 2, "id2label": dict(enumerate(D.LABELS))}
-    if args.classifier_dropout is not None:
-        overrides["classifier_dropout"] = args.classifier_dropout
-    model = BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
+    model = load_classifier(args, device)
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
     history = {"step": [], "loss": [], "lr": [], "epochs": []}
     start_epoch, start_batch, best, elapsed_before = 0, 0, None, 0.0
-
     if args.resume and ckpt_path.exists():
-        state = load_training_state(ckpt_path)
-        saved = state["args"]
-        changed = [k for k in RESUME_KEYS if saved.get(k) != getattr(args, k)]
-        if changed or state["seed"] != seed:
-            raise TrainingError(
-                f"--resume: {ckpt_path} was written with different settings ({', '.join(changed) or 'seed'}); "
-                f"use the same arguments or another --output-dir"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        set_rng_state(state["rng"])
+        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed)
         history, best, elapsed_before = state["history"], state["best"], state["elapsed"]
         start_epoch, start_batch = state["epoch"], state["batch"]
         if dist.main:
@@ -250,55 +242,36 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     elif args.resume and dist.main:
         tqdm.write(f"--resume: no checkpoint in {out} yet, starting from the beginning")
 
-    net = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    forward = torch.compile(net) if args.compile else net
-
     def save(epoch: int, batch: int) -> None:
-        if dist.main:
-            save_training_state(
-                ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                rng=rng_state(), epoch=epoch, batch=batch, history=history, best=best, seed=seed,
-                args=dataclasses.asdict(args), elapsed=elapsed_before + time.perf_counter() - started,
-            )
+        if dist.main:  # every rank holds the same weights; one writes them
+            save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
+                            epoch=epoch, batch=batch, history=history, best=best, seed=seed)
 
-    status = "completed"
-    step = first_step = start_epoch * steps_per_epoch + start_batch
+    forward = wrap_model(model, args, dist, device)
+    log = LossLog(history, ("loss",), args.log_every, ckpt_path)
+    status, step = "completed", start_epoch * steps_per_epoch + start_batch
+    first_step = step
     with StopFlag() as stop:
         for epoch in range(start_epoch, args.epochs):
-            batches = D.batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
-            bar = tqdm(total=len(batches), initial=start_batch if epoch == start_epoch else 0, desc=f"seed {seed} epoch {epoch + 1}/{args.epochs}",
+            batches = batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
+            first = start_batch if epoch == start_epoch else 0
+            bar = tqdm(total=len(batches), initial=first, desc=f"seed {seed} epoch {epoch + 1}/{args.epochs}",
                        disable=not (args.progress and dist.main), dynamic_ncols=True)
-            pending, t_log, n_log = [], time.perf_counter(), 0
-            for b in range(start_batch if epoch == start_epoch else 0, len(batches)):
-                batch = D.collate([data.train[i] for i in batches[b][dist.rank :: dist.world]], tokenizer.pad_token_id)
+            for b in range(first, len(batches)):
+                batch = collate([data.train[i] for i in batches[b][dist.rank :: dist.world]], tokenizer.pad_token_id)
                 with autocast(device, precision):
                     loss = forward(batch["input_ids"].to(device, non_blocking=True),
                                    attention_mask=_to(batch["attention_mask"], device),
                                    labels=batch["labels"].to(device, non_blocking=True)).loss
                 loss.backward()
-                if args.max_grad_norm:
-                    clip_grad_norm(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
+                optimizer_step(model, optimizer, schedule, args.max_grad_norm)
                 step += 1
-                pending.append((step, dist.mean(loss.detach()), schedule.lr))
-                n_log += len(batches[b])
+                log.add(step, [dist.mean(loss.detach())], schedule.lr, len(batches[b]))
                 bar.update(1)
                 if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
                     stop.set = True
-                if len(pending) >= args.log_every or b == len(batches) - 1 or stop.set:
-                    values = torch.stack([l for _, l, _ in pending]).float().cpu()  # the one sync per log interval
-                    check_finite(values, step)
-                    for (s, _, lr), v in zip(pending, values.tolist()):
-                        history["step"].append(s), history["loss"].append(v), history["lr"].append(lr)
-                    rate = n_log / (time.perf_counter() - t_log)
-                    bar.set_postfix(loss=f"{values.mean():.4f}", lr=f"{schedule.lr:.2e}", ex_s=f"{rate:.0f}")
-                    pending, t_log, n_log = [], time.perf_counter(), 0
+                if log.due() or b == len(batches) - 1 or stop.set:
+                    bar.set_postfix(**log.flush())
                 if stop.set:
                     break
             bar.close()
@@ -308,20 +281,8 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 if dist.main:
                     tqdm.write(f"saved {ckpt_path}; continue with the same command plus --resume")
                 break
-
-            # End of epoch: evaluate on rank 0, keep the best model, checkpoint.
-            if dist.main:
-                record = {"epoch": epoch + 1, "step": step, **evaluate(model, data.test, data.n_test_docs, args, device, precision, tokenizer.pad_token_id)}
-                if data.val:
-                    record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, tokenizer.pad_token_id)
-                history["epochs"].append(record)
-                score = record["val"]["accuracy"] if data.val else record["epoch"]  # no val set: the last epoch
-                if best is None or score > best["score"]:
-                    best = {"score": score, **record}
-                    if args.save_model and (data.val or epoch + 1 == args.epochs):
-                        model.save_pretrained(out / "model", tokenizer=tokenizer)
-                tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
-                           + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+            if dist.main:  # end of epoch: evaluate on rank 0, keep the best model
+                best = end_of_epoch(model, tokenizer, data, args, seed, epoch, step, history, best, out, device, precision)
             save(epoch + 1, 0)
             dist.barrier()
 
@@ -337,15 +298,59 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
         "selected": best,  # the epoch whose model is in out/model
     }
     if dist.main:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if args.plots and history["step"]:
-            plot_curves(history, out / "curves.png", title=f"seed {seed}")
-            if best:
-                plot_confusion(best["confusion"], D.LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+        write_outputs(args, out, metrics)
     return metrics
 
 
-def run(args: FinetuneArgs, reviews: list[D.Review] | None = None) -> dict:
+def load_classifier(args: FinetuneArgs, device: torch.device) -> BertForSequenceClassification:
+    """The pretrained encoder with a new two-class classifier (neg, pos), in training mode on `device`."""
+    overrides = {"num_labels": 2, "id2label": dict(enumerate(LABELS))}
+    if args.classifier_dropout is not None:
+        overrides["classifier_dropout"] = args.classifier_dropout
+    return BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
+
+
+def wrap_model(model, args: FinetuneArgs, dist: Dist, device: torch.device):
+    """What the loop calls for the forward pass: the model itself, under DistributedDataParallel when
+    torchrun started several processes (it averages the gradients), compiled with --compile."""
+    net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if args.compile else net
+
+
+def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, epoch: int, step: int, history: dict,
+                 best: dict | None, out: Path, device, precision: str) -> dict:
+    """Evaluate (test, and val when held out), record it in history, and keep the best epoch's model:
+    the best val accuracy when there is a val set, otherwise the last epoch. Returns the new best."""
+    pad = tokenizer.pad_token_id
+    record = {"epoch": epoch + 1, "step": step, **evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)}
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    history["epochs"].append(record)
+    score = record["val"]["accuracy"] if data.val else record["epoch"]  # no val set: the last epoch
+    if best is None or score > best["score"]:
+        best = {"score": score, **record}
+        if args.save_model and (data.val or epoch + 1 == args.epochs):
+            model.save_pretrained(out / "model", tokenizer=tokenizer)
+    tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
+               + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+    return best
+
+
+def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
+    """metrics.json, and with --plots the loss curve and the selected epoch's confusion matrix."""
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    history, best = metrics["history"], metrics["selected"]
+    if args.plots and history["step"]:
+        plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
+        if best:
+            plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+
+
+def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     """Fine-tune once per seed; write output_dir/summary.json with the mean and std of the test accuracy."""
     args.validate()
     device_type = "cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda") else "cpu"

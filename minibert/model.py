@@ -166,6 +166,22 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(x[:, 0]))  # (B, T, H) -> (B, H)
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype attention scores will have: the autocast dtype when autocast is on, else x's own."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def drop_all_ones_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """An attention mask that pads nothing changes nothing, so drop it: None lets attention take its
+    fastest, mask-free kernel. [[1, 1, 1], [1, 1, 1]] -> None; [[1, 1, 1], [1, 1, 0]] -> unchanged."""
+    if attention_mask is None or torch.compiler.is_compiling():
+        return attention_mask  # under torch.compile a data-dependent branch would break the graph
+    pads_nothing = bool((attention_mask != 0).all())  # cost: a host sync (the CPU waits for the GPU)
+    return None if pads_nothing else attention_mask
+
+
 def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(B, T) with 1 = token, 0 = padding  ->  (B, 1, 1, T) additive bias over the keys.
 
@@ -216,7 +232,7 @@ class BertPreTrainedModel(nn.Module):
         """Load a pretrained checkpoint: a Hub id ("bert-base-uncased") or a local directory in the HF layout.
 
         Keyword arguments that are BertConfig fields (num_labels=3, attn_implementation="math", ...) override
-        config.json; `dtype`, `cache_dir`, `revision` and `local_files_only` are also accepted.
+        config.json; `dtype`, `cache_dir`, `revision`, `local_files_only` and `force_download` are also accepted.
         With output_loading_info=True, returns (model, report) where the report names every key that was
         initialised instead of loaded and every tensor of the file that this class does not use.
         """
@@ -262,23 +278,26 @@ class BertModel(BertPreTrainedModel):
             output_hidden_states: also return the embeddings and every layer's output.
             output_attentions: also return every layer's attention probabilities (uses the written-out path).
         """
-        if self.check_inputs(input_ids, attention_mask, token_type_ids):
-            attention_mask = None  # nothing is padded: attention can take its fastest, mask-free kernel
+        self.validate_inputs(input_ids, attention_mask, token_type_ids)
+        attention_mask = drop_all_ones_mask(attention_mask)  # nothing padded: the fastest, mask-free kernel
         if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+            token_type_ids = torch.zeros_like(input_ids)  # one sentence: every token is in segment A
+
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         mask = attention_bias(attention_mask, compute_dtype(x))  # (B, 1, 1, T) or None
         x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
+
         return BertOutput(
             last_hidden_state=x,
-            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            pooler_output=pooled,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> bool:
-        """Clear errors for inputs that would otherwise fail deep inside an embedding lookup (or a CUDA assert).
-        Returns True when attention_mask is given but pads nothing."""
+    def validate_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
+        """Raise InputError, with the fix, for inputs that would otherwise fail deep inside an embedding lookup
+        (or as a CUDA device-side assert that kills the process)."""
         c = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
@@ -286,6 +305,11 @@ class BertModel(BertPreTrainedModel):
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise InputError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
         B, T = input_ids.shape
+        if T == 0:
+            raise InputError(
+                f"input_ids has shape {(B, T)}: no tokens; encode texts with the tokenizer, e.g. tokenizer(text), "
+                f"which adds [CLS] and [SEP]"
+            )
         if T > c.max_position_embeddings:
             raise InputError(
                 f"sequence length {T} is longer than the position table ({c.max_position_embeddings}); "
@@ -295,27 +319,19 @@ class BertModel(BertPreTrainedModel):
             if t is not None and tuple(t.shape) != (B, T):
                 raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has shape {(B, T)}")
         if torch.compiler.is_compiling():
-            return False  # a data-dependent check would break the graph; the tokenizer only makes valid ids
+            return  # a data-dependent check would break the graph; the tokenizer only makes valid ids
+
         bad_ids = (input_ids < 0) | (input_ids >= c.vocab_size)  # (B, T)
-        flags = torch.zeros(3, dtype=torch.bool, device=input_ids.device)  # bad ids, bad segments, mask all ones
-        flags[0] = bad_ids.any()
+        bad_types = torch.zeros((), dtype=torch.bool, device=input_ids.device)
         if token_type_ids is not None:
-            flags[1] = ((token_type_ids < 0) | (token_type_ids >= c.type_vocab_size)).any()
-        if attention_mask is not None:
-            flags[2] = (attention_mask != 0).all()
-        any_bad_id, bad_types, unpadded = flags.tolist()  # one host sync for all three checks
-        if any_bad_id or bad_types:
-            if bad_types:
-                raise InputError(f"token_type_ids must be in 0..{c.type_vocab_size - 1} (segment A / B)")
+            bad_types = ((token_type_ids < 0) | (token_type_ids >= c.type_vocab_size)).any()
+        # Cost: reading the answers is a host sync (the CPU waits for the GPU); one sync pays for both checks.
+        any_bad_id, any_bad_type = torch.stack([bad_ids.any(), bad_types]).tolist()
+        if any_bad_type:
+            raise InputError(f"token_type_ids must be in 0..{c.type_vocab_size - 1} (segment A / B)")
+        if any_bad_id:
             bad = input_ids[bad_ids].unique()[:5].tolist()
             raise InputError(
                 f"token ids {bad} are outside the vocabulary (0..{c.vocab_size - 1}); the tokenizer's "
                 f"vocabulary does not match this model's vocab_size"
             )
-        return unpadded
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype attention scores will have: the autocast dtype when autocast is on, else x's own."""
-    if torch.is_autocast_enabled(x.device.type):
-        return torch.get_autocast_dtype(x.device.type)
-    return x.dtype

@@ -10,8 +10,9 @@ Tokenizing a text takes three steps, each a class below:
    that matches from the left: "unaffable" -> "una", "##ffa", "##ble" ("##" marks a piece that
    continues a word). A word that cannot be cut this way, or is longer than 100 characters,
    becomes "[UNK]".
-3. `BertTokenizer` ties them to the vocabulary file and builds model inputs:
-   "[CLS] A [SEP]" or "[CLS] A [SEP] B [SEP]" with token types 0/1, truncation, padding, tensors.
+3. `BertTokenizer` ties them to the vocabulary file, and hands the ids to minibert/inputs.py, which
+   builds the model inputs: "[CLS] A [SEP]" or "[CLS] A [SEP] B [SEP]" with token types 0/1,
+   truncation, padding, tensors.
 
 The output is identical, id for id, to the pure-Python reference
 `transformers.models.bert.tokenization_bert_legacy.BertTokenizerLegacy` (see
@@ -35,11 +36,30 @@ import re
 import unicodedata
 from pathlib import Path
 
+from . import hub
 from .hub import atomic_write
+from .inputs import (
+    MODEL_INPUTS,
+    BatchEncoding,
+    as_id_list,
+    as_pairs,
+    batch_inputs,
+    build_inputs,
+    check_count,
+    check_head_tail,
+    check_options,
+    check_str,
+    head_tail,
+    head_tail_inputs,
+    is_int,
+    pad,
+)
 
+# BatchEncoding and head_tail live in inputs.py; they stay importable from here, where they used to be.
 __all__ = ["BasicTokenizer", "WordpieceTokenizer", "BertTokenizer", "BatchEncoding", "head_tail", "load_vocab"]
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # every BERT vocabulary must hold these
+MAX_WORD_CHARS = 100  # WordPiece turns a longer word into [UNK] without looking at it (google-research/bert)
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
 # Hub ids whose vocabulary ships with minibert (same file, md5 64800d5d8528ce344256daf115d4965e).
@@ -230,7 +250,7 @@ class WordpieceTokenizer:
         max_input_chars_per_word: longer words become `unk_token` without being looked at.
     """
 
-    def __init__(self, vocab, unk_token: str = "[UNK]", max_input_chars_per_word: int = 100):
+    def __init__(self, vocab, unk_token: str = "[UNK]", max_input_chars_per_word: int = MAX_WORD_CHARS):
         self.vocab = vocab
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -238,8 +258,34 @@ class WordpieceTokenizer:
         # this turns the search from O(len(word)^2) substrings into O(len(word) * longest).
         self._longest = max(map(len, vocab), default=0)
 
-    def tokenize(self, word: str) -> list[str]:
-        """Cut one word into pieces: "unaffable" -> ["una", "##ffa", "##ble"], or ["[UNK]"]."""
+    def tokenize(self, text: str) -> list[str]:
+        """Split a text on whitespace and cut each word into pieces (see `tokenize_word`).
+
+        >>> WordpieceTokenizer({"un", "##want", "##ed", "runn", "##ing"}).tokenize("unwanted running")
+        ['un', '##want', '##ed', 'runn', '##ing']
+        """
+        return [piece for word in text.split() for piece in self.tokenize_word(word)]
+
+    def tokenize_word(self, word: str) -> list[str]:
+        """Cut one word into pieces, taking at each step the longest vocabulary piece that matches.
+
+        A worked example, with the vocabulary {"un", "##aff", "##able"}, for "unaffable":
+
+            start 0: "unaffa", "unaff", "unaf", "una" are not in the vocabulary; "un" is  -> un
+            start 2: "##affabl", "##affab", "##affa" are not; "##aff" is                 -> ##aff
+            start 5: "##able" is                                                         -> ##able
+
+        (The first candidate is as long as the longest vocabulary entry: no longer one can match.)
+
+        >>> WordpieceTokenizer({"un", "##aff", "##able"}).tokenize_word("unaffable")
+        ['un', '##aff', '##able']
+
+        The search never goes back: with "una" in the vocabulary too, it would take "una" and then
+        find no piece for "##ffable", and the word becomes unknown, although "un ##aff ##able" exists.
+
+        >>> WordpieceTokenizer({"una", "un", "##aff", "##able"}).tokenize_word("unaffable")
+        ['[UNK]']
+        """
         if len(word) > self.max_input_chars_per_word:
             return [self.unk_token]
         vocab = self.vocab
@@ -260,7 +306,7 @@ class WordpieceTokenizer:
 
 
 # --------------------------------------------------------------------------------------------
-# Step 3: the vocabulary, special tokens, and model inputs
+# Step 3: the vocabulary file, and the tokenizer files of a pretrained model
 # --------------------------------------------------------------------------------------------
 
 
@@ -277,8 +323,14 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
             f"vocab file {str(path)!r} does not exist; pass the path of a WordPiece vocab.txt, a directory "
             f"that holds one, or a Hub id such as 'bert-base-uncased' to BertTokenizer.from_pretrained"
         )
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n") for line in f]  # only the newline: a token may end in other spaces
+    try:
+        # utf-8-sig drops a leading byte order mark, which some editors write: it is not part of "[PAD]".
+        with open(path, encoding="utf-8-sig") as f:
+            tokens = [line.rstrip("\n") for line in f]  # only the newline: a token may end in other spaces
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"vocab file {str(path)!r} is not UTF-8 text ({first_bad_utf8(path)}); save it as UTF-8, one token per line"
+        ) from None
     if not tokens:
         raise ValueError(f"vocab file {str(path)!r} is empty; a WordPiece vocabulary has one token per line")
     missing = [t for t in SPECIAL_TOKENS if t not in set(tokens)]
@@ -290,29 +342,101 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
     return tokens
 
 
-class BatchEncoding(dict):
-    """The model inputs: a dict with input_ids, token_type_ids and attention_mask (lists or tensors).
+def first_bad_utf8(path: str | os.PathLike) -> str:
+    """Where a file stops being UTF-8, for error messages: "byte 0xe9 at position 34, line 6".
 
-    Keys can also be read as attributes (`enc.input_ids`), and `enc.to(device)` moves tensors.
+    (A UnicodeDecodeError raised while reading a text file counts from the reader's last buffer.)
     """
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def to(self, device) -> "BatchEncoding":
-        return BatchEncoding({k: v.to(device) for k, v in self.items()})
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"byte {data[e.start]:#04x} at position {e.start}, line {data.count(10, 0, e.start) + 1}"
+    return "valid UTF-8"
 
 
-_TRUNCATION = {
-    True: "longest_first",
-    "longest_first": "longest_first",
-    "only_first": "only_first",
-    "only_second": "only_second",
-}
-_PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
+def load_pretrained_files(
+    name_or_path: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
+) -> tuple[Path, dict]:
+    """The vocabulary file of a Hub id, a directory or a vocab file path, and the options its
+    tokenizer_config.json sets (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length).
+
+    "bert-base-uncased" uses the vocabulary shipped with minibert (no network).
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"from_pretrained expects a Hub id, a directory or a vocab file path, got {type(name_or_path).__name__}"
+        )
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path, {}
+    if not path.exists() and name in SHIPPED_VOCABS and revision is None:
+        return _shipped_vocab(SHIPPED_VOCABS[name]), {}
+    # force_download is passed only when asked for, so that older hub.resolve versions work too.
+    extra = {"force_download": True} if force_download else {}
+    files = hub.resolve(
+        name_or_path,
+        [VOCAB_NAME, CONFIG_NAME],
+        cache_dir=cache_dir,
+        revision=revision,
+        local_files_only=local_files_only,
+        **extra,
+    )
+    if VOCAB_NAME not in files:
+        where = "" if path.is_dir() else " (or it is not in the local cache and the Hub cannot be reached)"
+        raise FileNotFoundError(f"{name!r} has no {VOCAB_NAME}{where}; a BERT tokenizer needs its WordPiece vocabulary")
+    options = {}
+    if CONFIG_NAME in files:
+        config = json.loads(files[CONFIG_NAME].read_text(encoding="utf-8"))
+        options = {key: config[key] for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars") if key in config}
+        # transformers writes a huge placeholder (1e30) when a model sets no limit: ignore it.
+        if isinstance(config.get("model_max_length"), int) and 0 < config["model_max_length"] < 1 << 31:
+            options["model_max_length"] = config["model_max_length"]
+    return files[VOCAB_NAME], options
+
+
+def save_pretrained_files(save_directory: str | os.PathLike, tokens: list[str], options: dict) -> tuple[Path, Path]:
+    """Write vocab.txt and tokenizer_config.json (with `options`) so that transformers' AutoTokenizer
+    loads the directory; each file is replaced whole or not at all."""
+    directory = Path(save_directory)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{str(directory)!r} is a file; save_pretrained needs a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_path, config_path = directory / VOCAB_NAME, directory / CONFIG_NAME
+    with atomic_write(vocab_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(token + "\n" for token in tokens)
+    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIAL_TOKENS))
+    config = {"tokenizer_class": "BertTokenizer", **options, **names, "clean_up_tokenization_spaces": True}
+    with atomic_write(config_path) as tmp:
+        Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return vocab_path, config_path
+
+
+def _shipped_vocab(filename: str) -> Path:
+    """The vocabulary shipped with minibert: inside the wheel (minibert/vocab/) or in a source checkout (vocab/)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "vocab", here.parent / "vocab"):
+        if (folder / filename).is_file():
+            return folder / filename
+    raise FileNotFoundError(
+        f"the vocabulary {filename} that ships with minibert is missing (looked in {here / 'vocab'} and "
+        f"{here.parent / 'vocab'}); reinstall minibert, or pass the path of a vocab.txt"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The tokenizer: the steps above joined to a vocabulary, and to the model inputs of inputs.py
+# --------------------------------------------------------------------------------------------
+
+
+def _special_token_id(token: str) -> property:
+    return property(lambda self: self._vocab[token], doc=f"The id of {token} in this vocabulary.")
 
 
 class BertTokenizer:
@@ -336,7 +460,9 @@ class BertTokenizer:
     """
 
     special_tokens = SPECIAL_TOKENS
-    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
+    model_input_names = MODEL_INPUTS
+    # pad_token_id = the id of "[PAD]", and so on, in the order of SPECIAL_TOKENS.
+    pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = map(_special_token_id, SPECIAL_TOKENS)
 
     def __init__(
         self,
@@ -349,19 +475,14 @@ class BertTokenizer:
     ):
         if strip_accents not in (None, True, False):
             raise TypeError(f"strip_accents must be None, True or False, got {strip_accents!r}")
-        _check_count("model_max_length", model_max_length, minimum=1)
-        _check_count("cache_size", cache_size, minimum=0)
+        check_count("model_max_length", model_max_length, minimum=1)
+        check_count("cache_size", cache_size, minimum=0)
         self.vocab_file = Path(vocab_file)
         self._id_to_token = load_vocab(vocab_file)
         # If a token appears twice, the later line wins (as in every BERT implementation).
         self._vocab = {token: i for i, token in enumerate(self._id_to_token)}
         self.model_max_length = int(model_max_length)
-        self.basic_tokenizer = BasicTokenizer(
-            do_lower_case=do_lower_case,
-            never_split=SPECIAL_TOKENS,
-            tokenize_chinese_chars=tokenize_chinese_chars,
-            strip_accents=strip_accents,
-        )
+        self.basic_tokenizer = BasicTokenizer(do_lower_case, SPECIAL_TOKENS, tokenize_chinese_chars, strip_accents)
         self.wordpiece_tokenizer = WordpieceTokenizer(self._vocab, unk_token="[UNK]")
         # Special tokens written in the text ("Paris is the [MASK] of France.") are found before any
         # cleaning and kept whole. The five tokens cannot overlap (each is "[" + letters + "]"), so
@@ -369,8 +490,6 @@ class BertTokenizer:
         self._special_split = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")").split
         self._cache: dict[str, tuple[int, ...]] = {}
         self._cache_size = int(cache_size)
-
-    # ---- construction ------------------------------------------------------------------------
 
     @classmethod
     def from_pretrained(
@@ -380,8 +499,9 @@ class BertTokenizer:
         cache_dir: str | os.PathLike | None = None,
         revision: str | None = None,
         local_files_only: bool = False,
+        force_download: bool = False,
         **kwargs,
-    ) -> "BertTokenizer":
+    ) -> BertTokenizer:
         """Load a tokenizer from a Hub id, a local directory, or a vocabulary file.
 
         Args:
@@ -389,7 +509,7 @@ class BertTokenizer:
                 another Hub id, a directory with vocab.txt (and optionally tokenizer_config.json, whose
                 do_lower_case / strip_accents / tokenize_chinese_chars / model_max_length are read),
                 or the path of a vocab .txt file.
-            cache_dir, revision, local_files_only: passed to huggingface_hub for Hub ids.
+            cache_dir, revision, local_files_only, force_download: passed to huggingface_hub for Hub ids.
             **kwargs: override the constructor arguments (e.g. do_lower_case=False).
 
         Raises:
@@ -397,40 +517,9 @@ class BertTokenizer:
             FileNotFoundError: a directory without vocab.txt.
             minibert.hub.HubError: a Hub id that cannot be found or fetched.
         """
-        from minibert import hub
-
-        if not isinstance(name_or_path, (str, os.PathLike)):
-            raise TypeError(
-                f"from_pretrained expects a Hub id, a directory or a vocab file path, got {type(name_or_path).__name__}"
-            )
-        name = os.fspath(name_or_path)
-        path = Path(name).expanduser()
-        if path.is_file():
-            return cls(path, **kwargs)
-        if not path.exists() and name in SHIPPED_VOCABS and revision is None:
-            return cls(_shipped_vocab(SHIPPED_VOCABS[name]), **kwargs)
-        files = hub.resolve(
-            name_or_path,
-            [VOCAB_NAME, CONFIG_NAME],
-            cache_dir=cache_dir,
-            revision=revision,
-            local_files_only=local_files_only,
-        )
-        if VOCAB_NAME not in files:
-            where = "" if path.is_dir() else " (or it is not in the local cache and the Hub cannot be reached)"
-            raise FileNotFoundError(
-                f"{name!r} has no {VOCAB_NAME}{where}; a BERT tokenizer needs its WordPiece vocabulary"
-            )
-        options = {}
-        if CONFIG_NAME in files:
-            config = json.loads(files[CONFIG_NAME].read_text(encoding="utf-8"))
-            for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars"):
-                if key in config:
-                    options[key] = config[key]
-            # transformers writes a huge placeholder (1e30) when a model sets no limit: ignore it.
-            if isinstance(config.get("model_max_length"), int) and 0 < config["model_max_length"] < 1 << 31:
-                options["model_max_length"] = config["model_max_length"]
-        return cls(files[VOCAB_NAME], **{**options, **kwargs})
+        hub_options = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only}
+        vocab_file, options = load_pretrained_files(name_or_path, **hub_options, force_download=force_download)
+        return cls(vocab_file, **{**options, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[Path, Path]:
         """Write vocab.txt and tokenizer_config.json; transformers' AutoTokenizer can load the directory.
@@ -438,29 +527,17 @@ class BertTokenizer:
         Returns:
             the paths of the two files written.
         """
-        directory = Path(save_directory)
-        if directory.exists() and not directory.is_dir():
-            raise FileExistsError(f"{str(directory)!r} is a file; save_pretrained needs a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        vocab_path, config_path = directory / VOCAB_NAME, directory / CONFIG_NAME
-        with atomic_write(vocab_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(token + "\n" for token in self._id_to_token)
-        config = {
-            "tokenizer_class": "BertTokenizer",
-            "do_lower_case": self.do_lower_case,
-            "strip_accents": self.basic_tokenizer.strip_accents,
-            "tokenize_chinese_chars": self.basic_tokenizer.tokenize_chinese_chars,
+        return save_pretrained_files(save_directory, self._id_to_token, self._options())
+
+    def _options(self) -> dict:
+        """The constructor options that tokenizer_config.json records (and __repr__ shows)."""
+        basic = self.basic_tokenizer
+        return {
+            "do_lower_case": basic.do_lower_case,
+            "strip_accents": basic.strip_accents,
+            "tokenize_chinese_chars": basic.tokenize_chinese_chars,
             "model_max_length": self.model_max_length,
-            "unk_token": "[UNK]",
-            "sep_token": "[SEP]",
-            "pad_token": "[PAD]",
-            "cls_token": "[CLS]",
-            "mask_token": "[MASK]",
-            "clean_up_tokenization_spaces": True,
         }
-        with atomic_write(config_path) as tmp:
-            Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        return vocab_path, config_path
 
     # ---- vocabulary ------------------------------------------------------------------------
 
@@ -474,31 +551,11 @@ class BertTokenizer:
         return len(self._vocab)
 
     def __len__(self) -> int:
-        return len(self._vocab)
+        return self.vocab_size
 
     @property
     def do_lower_case(self) -> bool:
         return self.basic_tokenizer.do_lower_case
-
-    @property
-    def pad_token_id(self) -> int:
-        return self._vocab["[PAD]"]
-
-    @property
-    def unk_token_id(self) -> int:
-        return self._vocab["[UNK]"]
-
-    @property
-    def cls_token_id(self) -> int:
-        return self._vocab["[CLS]"]
-
-    @property
-    def sep_token_id(self) -> int:
-        return self._vocab["[SEP]"]
-
-    @property
-    def mask_token_id(self) -> int:
-        return self._vocab["[MASK]"]
 
     @property
     def all_special_ids(self) -> list[int]:
@@ -506,12 +563,8 @@ class BertTokenizer:
         return [self._vocab[t] for t in SPECIAL_TOKENS]
 
     def __repr__(self) -> str:
-        return (
-            f"BertTokenizer(vocab_file={str(self.vocab_file)!r}, vocab_size={self.vocab_size}, "
-            f"do_lower_case={self.do_lower_case}, strip_accents={self.basic_tokenizer.strip_accents}, "
-            f"tokenize_chinese_chars={self.basic_tokenizer.tokenize_chinese_chars}, "
-            f"model_max_length={self.model_max_length})"
-        )
+        options = ", ".join(f"{k}={v}" for k, v in self._options().items())
+        return f"BertTokenizer(vocab_file={str(self.vocab_file)!r}, vocab_size={self.vocab_size}, {options})"
 
     def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
         """Token(s) -> id(s); a token not in the vocabulary gives the id of [UNK]."""
@@ -520,7 +573,7 @@ class BertTokenizer:
             return self._vocab.get(tokens, unk)
         if not isinstance(tokens, (list, tuple)):
             raise TypeError(f"expected a token (str) or a list of tokens, got {type(tokens).__name__}")
-        return [self._vocab.get(_check_str(t, "token"), unk) for t in tokens]
+        return [self._vocab.get(check_str(t, "token"), unk) for t in tokens]
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False) -> str | list[str]:
         """Id(s) -> token(s). Accepts an int, a list of ints, or a 1-D tensor.
@@ -528,10 +581,10 @@ class BertTokenizer:
         Raises:
             ValueError: an id outside the vocabulary.
         """
-        if _is_int(ids):
+        if is_int(ids):
             return self._id_to_token[self._check_id(ids)]
         skip = set(self.all_special_ids) if skip_special_tokens else ()
-        return [self._id_to_token[i] for i in map(self._check_id, _as_id_list(ids)) if i not in skip]
+        return [self._id_to_token[i] for i in map(self._check_id, as_id_list(ids)) if i not in skip]
 
     def _check_id(self, i) -> int:
         i = operator.index(i)
@@ -547,7 +600,7 @@ class BertTokenizer:
 
     def _text_to_ids(self, text: str) -> list[int]:
         """The ids of a text, without [CLS]/[SEP]. This is the hot loop, hence the local names."""
-        _check_str(text, "text")
+        check_str(text, "text")
         # Special tokens written in the text are cut out first, exactly as typed ("[mask]" is not one).
         parts = self._special_split(text) if "[" in text else (text,)
         cache, normalize = self._cache, self.basic_tokenizer.normalize
@@ -566,7 +619,7 @@ class BertTokenizer:
     def _word_to_ids(self, word: str) -> tuple[int, ...]:
         """The plain algorithm for one whitespace-free word: basic split, then WordPiece, then ids."""
         vocab = self._vocab
-        wordpiece = self.wordpiece_tokenizer.tokenize
+        wordpiece = self.wordpiece_tokenizer.tokenize_word
         pieces = [piece for sub in self.basic_tokenizer.split_word(word) for piece in wordpiece(sub)]
         ids = tuple(vocab[piece] for piece in pieces)  # a tuple: cached values must not be modified
         # Once full, the cache stops growing rather than evicting: the words seen first in a corpus
@@ -575,47 +628,21 @@ class BertTokenizer:
             self._cache[word] = ids
         return ids
 
-    def encode(
-        self,
-        text: str,
-        text_pair: str | None = None,
-        add_special_tokens: bool = True,
-        max_length: int | None = None,
-        truncation: bool | str | None = None,
-    ) -> list[int]:
+    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
+               max_length: int | None = None, truncation: bool | str | None = None) -> list[int]:  # fmt: skip
         """The input_ids of one text or pair (no padding). Arguments as in `__call__`."""
-        encoding = self(
-            text, text_pair, add_special_tokens=add_special_tokens, max_length=max_length, truncation=truncation
-        )
+        encoding = self(text, text_pair, add_special_tokens=add_special_tokens, max_length=max_length, truncation=truncation)
         return encoding["input_ids"]
 
     def encode_head_tail(self, text: str, max_length: int = 512, head: int = 128) -> list[int]:
-        """`[CLS] first head ids ... last (max_length - 2 - head) ids [SEP]` for a long text.
+        """`[CLS] first head ids ... last (max_length - 2 - head) ids [SEP]` for a long text; see
+        `inputs.head_tail_inputs`. A text that fits is returned whole."""
+        check_head_tail(max_length, head)
+        return head_tail_inputs(self._text_to_ids(text), self.cls_token_id, self.sep_token_id, max_length, head)
 
-        Keeping the beginning and the end of a long review works better than either alone
-        (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?": head 128 + tail 382).
-        A text that fits is returned whole.
-        """
-        _check_count("max_length", max_length, minimum=2)
-        _check_count("head", head, minimum=0)
-        if head > max_length - 2:
-            raise ValueError(
-                f"head={head} does not fit in max_length={max_length} with [CLS] and [SEP] (at most {max_length - 2})"
-            )
-        ids = head_tail(self._text_to_ids(text), head, max_length - 2 - head)
-        return [self.cls_token_id, *ids, self.sep_token_id]
-
-    def __call__(
-        self,
-        text,
-        text_pair=None,
-        *,
-        add_special_tokens: bool = True,
-        padding: bool | str = False,
-        truncation: bool | str | None = None,
-        max_length: int | None = None,
-        return_tensors: str | None = None,
-    ) -> BatchEncoding:
+    def __call__(self, text, text_pair=None, *, add_special_tokens: bool = True, padding: bool | str = False,
+                 truncation: bool | str | None = None, max_length: int | None = None,
+                 return_tensors: str | None = None) -> BatchEncoding:  # fmt: skip
         """Build model inputs from a text, a pair, a list of texts, or a list of pairs.
 
         Args:
@@ -625,7 +652,7 @@ class BertTokenizer:
             padding: False; True or "longest" (to the longest in the batch); "max_length".
             truncation: False; True or "longest_first" (cut the longer text of a pair first);
                 "only_first"; "only_second". None (the default) truncates only when max_length is
-                given (and padding is off), as transformers does.
+                given (and padding is off), as transformers does. See `inputs.truncate`.
             max_length: the length to truncate and/or pad to; model_max_length when truncation or
                 padding="max_length" is asked for without it.
             return_tensors: None for lists, "pt" for torch.long tensors of shape (batch, length)
@@ -635,101 +662,21 @@ class BertTokenizer:
             BatchEncoding with input_ids, token_type_ids (0 for the first text, 1 for the second)
             and attention_mask (1 for tokens, 0 for padding).
         """
-        if padding not in _PADDING:
-            raise ValueError(f"padding must be False, True, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
-        if truncation is None:  # transformers' rule: max_length alone (without padding) means "truncate"
-            truncation = max_length is not None and padding is False
-        if truncation not in _TRUNCATION and truncation is not False and truncation != "do_not_truncate":
-            raise ValueError(
-                f"truncation must be False, True, 'longest_first', 'only_first' or 'only_second', got {truncation!r}"
-            )
-        strategy = _TRUNCATION.get(truncation)
-        pad_to = _PADDING[padding]
-        if return_tensors not in (None, "pt"):
-            raise ValueError(f"return_tensors must be None (lists) or 'pt' (torch tensors), got {return_tensors!r}")
-        if max_length is None and (strategy or pad_to == "max_length"):
-            max_length = self.model_max_length
-        if max_length is not None:
-            _check_count("max_length", max_length, minimum=0)
-
-        batched = isinstance(text, (list, tuple))
-        pairs = _as_pairs(text, text_pair) if batched else [(_check_str(text, "text"), _check_pair(text_pair))]
-        rows = [
-            self._build(first, second, add_special_tokens=add_special_tokens, strategy=strategy, max_length=max_length)
-            for first, second in pairs
-        ]
-        encoding = BatchEncoding(
-            input_ids=[ids for ids, _ in rows],
-            token_type_ids=[types for _, types in rows],
-            attention_mask=[[1] * len(ids) for ids, _ in rows],
-        )
-        if pad_to is not None:
-            encoding = self._pad(encoding, pad_to, max_length)
-        if return_tensors == "pt":
-            return _to_tensors(encoding)
-        return encoding if batched else BatchEncoding({k: v[0] for k, v in encoding.items()})
-
-    def _build(self, first: str, second: str | None, *, add_special_tokens, strategy, max_length):
-        """ids and token types of one example: tokenize, truncate, add [CLS]/[SEP]."""
-        a = self._text_to_ids(first)
-        b = None if second is None else self._text_to_ids(second)
-        n_special = (2 if b is None else 3) if add_special_tokens else 0
-        if strategy is not None:
-            if max_length < n_special:
-                raise ValueError(
-                    f"max_length={max_length} is too small to hold the {n_special} special tokens of "
-                    f"{'[CLS] A [SEP] B [SEP]' if b is not None else '[CLS] A [SEP]'}; use max_length >= {n_special}"
-                )
-            a, b = _truncate(a, b, max_length - n_special, strategy)
-        if not add_special_tokens:
-            ids = a + (b or [])
-            return ids, [0] * len(ids)
+        pad_to, strategy, max_length = check_options(padding, truncation, max_length, return_tensors, self.model_max_length)
         cls, sep = self.cls_token_id, self.sep_token_id
-        if b is None:
-            return [cls, *a, sep], [0] * (len(a) + 2)
-        return [cls, *a, sep, *b, sep], [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        rows = [
+            build_inputs(self._text_to_ids(a), None if b is None else self._text_to_ids(b), cls, sep,
+                         add_special_tokens=add_special_tokens, strategy=strategy, max_length=max_length)
+            for a, b in as_pairs(text, text_pair)
+        ]
+        batched = isinstance(text, (list, tuple))
+        return batch_inputs(rows, pad_to, max_length, self.pad_token_id, return_tensors, batched)
 
-    def pad(
-        self, encoded, padding: bool | str = True, max_length: int | None = None, return_tensors: str | None = None
-    ) -> BatchEncoding:
-        """Pad already-encoded examples (a batch dict of lists, one example's dict, or a list of dicts).
-
-        Args:
-            encoded: {"input_ids": [[...], ...], ...}, {"input_ids": [...], ...}, or [{"input_ids": [...]}, ...].
-                token_type_ids and attention_mask are padded when present; attention_mask is created if
-                missing; other keys (labels, ...) are passed through.
-            padding: True/"longest" or "max_length" (to max_length, default model_max_length).
-            return_tensors: None or "pt".
-        """
-        if padding not in _PADDING:
-            raise ValueError(f"padding must be False, True, 'longest' or 'max_length', got {padding!r}")
-        if return_tensors not in (None, "pt"):
-            raise ValueError(f"return_tensors must be None (lists) or 'pt' (torch tensors), got {return_tensors!r}")
-        if isinstance(encoded, (list, tuple)) and all(isinstance(e, dict) for e in encoded) and encoded:
-            encoded = {k: [e[k] for e in encoded] for k in encoded[0]}
-        if not isinstance(encoded, dict) or "input_ids" not in encoded:
-            raise TypeError("pad expects a dict of lists or a non-empty list of dicts, with an 'input_ids' key")
-        single = len(encoded["input_ids"]) > 0 and _is_int(encoded["input_ids"][0])
-        batch = {k: [v] if single else list(v) for k, v in encoded.items()}
-        rows = {k: [list(row) for row in batch[k]] for k in self.model_input_names if k in batch}
-        rows.setdefault("attention_mask", [[1] * len(ids) for ids in rows["input_ids"]])
-        if _PADDING[padding] is not None:
-            if max_length is None and _PADDING[padding] == "max_length":
-                max_length = self.model_max_length
-            rows = self._pad(BatchEncoding(rows), _PADDING[padding], max_length)
-        batch = BatchEncoding({**batch, **rows})
-        if return_tensors == "pt":
-            return _to_tensors(batch)
-        return BatchEncoding({k: v[0] for k, v in batch.items()}) if single else batch
-
-    def _pad(self, batch: BatchEncoding, pad_to: str, max_length: int | None) -> BatchEncoding:
-        """Right-pad every row to the longest row or to max_length (rows already longer stay as they are)."""
-        longest = max(map(len, batch["input_ids"]), default=0)
-        target = longest if pad_to == "longest" else max_length
-        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
-        return BatchEncoding(
-            {key: [row + [fill.get(key, 0)] * (target - len(row)) for row in rows] for key, rows in batch.items()}
-        )
+    def pad(self, encoded, padding: bool | str = True, max_length: int | None = None,
+            return_tensors: str | None = None) -> BatchEncoding:  # fmt: skip
+        """Pad already-encoded examples (a batch dict of lists, one example's dict, or a list of dicts,
+        e.g. with labels) with [PAD]; see `inputs.pad`."""
+        return pad(encoded, padding, max_length, return_tensors, self.pad_token_id, self.model_max_length)
 
     # ---- ids -> text ---------------------------------------------------------------------------
 
@@ -744,7 +691,7 @@ class BertTokenizer:
             clean_up_tokenization_spaces: remove the space before . , ! ? and in "n't", "'s", ...
                 (as transformers does by default for BERT).
         """
-        tokens = self.convert_ids_to_tokens(_as_id_list(ids), skip_special_tokens=skip_special_tokens)
+        tokens = self.convert_ids_to_tokens(as_id_list(ids), skip_special_tokens=skip_special_tokens)
         text = " ".join(tokens).replace(" ##", "").strip()
         if clean_up_tokenization_spaces:
             for before, after in _CLEANUP:
@@ -757,140 +704,3 @@ class BertTokenizer:
 
 _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]  # fmt: skip
-
-
-def head_tail(ids, head: int, tail: int) -> list[int]:
-    """Keep the first `head` and the last `tail` ids of a sequence longer than head + tail.
-
-    >>> head_tail([1, 2, 3, 4, 5, 6], 2, 1)
-    [1, 2, 6]
-    >>> head_tail([1, 2, 3], 2, 1)
-    [1, 2, 3]
-    """
-    _check_count("head", head, minimum=0)
-    _check_count("tail", tail, minimum=0)
-    ids = list(ids)
-    if len(ids) <= head + tail:
-        return ids
-    return ids[:head] + ids[len(ids) - tail :]
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers: truncation, argument checks, tensors
-# --------------------------------------------------------------------------------------------
-
-
-def _truncate(a: list[int], b: list[int] | None, budget: int, strategy: str):
-    """Shorten the texts so that len(a) + len(b) <= budget (the room left beside the special tokens).
-
-    longest_first removes from the longer text until both are equally long, then from both,
-    the second text losing the odd one (the rule of transformers' Python tokenizer).
-    """
-    excess = len(a) + len(b or ()) - budget
-    if excess <= 0:
-        return a, b
-    if strategy == "only_second":
-        if b is None:
-            raise ValueError("truncation='only_second' needs a text pair; use truncation=True for a single text")
-        if excess > len(b):
-            raise ValueError(
-                f"truncation='only_second' cannot make the pair fit: {excess} tokens must go but the second text has "
-                f"{len(b)}; use truncation='longest_first' or a larger max_length"
-            )
-        return a, b[: len(b) - excess]
-    if strategy == "only_first" or b is None:
-        if excess > len(a):
-            raise ValueError(
-                f"truncation='only_first' cannot make the pair fit: {excess} tokens must go but the first text has "
-                f"{len(a)}; use truncation='longest_first' or a larger max_length"
-            )
-        return a[: len(a) - excess], b
-    # longest_first on a pair: first even out the lengths, then share what is left to remove.
-    uneven = min(abs(len(a) - len(b)), excess)
-    rest = excess - uneven
-    if len(a) > len(b):
-        cut_a, cut_b = uneven + rest // 2, rest - rest // 2
-    else:
-        cut_a, cut_b = rest // 2, uneven + rest - rest // 2
-    return a[: len(a) - cut_a], b[: len(b) - cut_b]
-
-
-def _as_pairs(text, text_pair) -> list[tuple[str, str | None]]:
-    """A batch as a list of (first, second-or-None)."""
-    if text_pair is not None:
-        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-            raise ValueError("when text is a list, text_pair must be a list of the same length")
-        pairs = zip(text, text_pair)
-        return [(_check_str(a, f"text[{i}]"), _check_str(b, f"text_pair[{i}]")) for i, (a, b) in enumerate(pairs)]
-    pairs = []
-    for i, item in enumerate(text):
-        if isinstance(item, (list, tuple)):
-            if len(item) != 2:
-                raise ValueError(f"text[{i}] should be a string or a (text, text_pair) pair, got {len(item)} items")
-            pairs.append((_check_str(item[0], f"text[{i}][0]"), _check_str(item[1], f"text[{i}][1]")))
-        else:
-            pairs.append((_check_str(item, f"text[{i}]"), None))
-    return pairs
-
-
-def _check_str(value, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{what} must be a str, got {'None' if value is None else type(value).__name__}"
-            f"{'' if value is None else ': ' + repr(value)[:40]}; "
-            f"pass text as a string (or a list of strings for a batch)"
-        )
-    return value
-
-
-def _check_pair(text_pair) -> str | None:
-    return None if text_pair is None else _check_str(text_pair, "text_pair")
-
-
-def _check_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _is_int(value) -> bool:
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return not (hasattr(value, "ndim") and value.ndim > 0)  # a 0-d tensor counts, a 1-d one does not
-
-
-def _as_id_list(ids) -> list:
-    if hasattr(ids, "tolist"):  # torch tensor or numpy array
-        ids = ids.tolist()
-    if _is_int(ids) or isinstance(ids, (str, bytes)) or ids is None:
-        raise TypeError(f"expected a sequence of token ids, got {type(ids).__name__}")
-    return list(ids)
-
-
-def _to_tensors(encoding: BatchEncoding) -> BatchEncoding:
-    import torch
-
-    lengths = {len(row) for row in encoding["input_ids"]}
-    if len(lengths) > 1:
-        raise ValueError(
-            f"cannot make a tensor from sequences of different lengths ({min(lengths)} to {max(lengths)} tokens); "
-            f"pass padding=True (or 'max_length') together with return_tensors='pt'"
-        )
-    if not lengths:  # an empty batch
-        return BatchEncoding({k: torch.zeros((0, 0), dtype=torch.long) for k in encoding})
-    return BatchEncoding({k: torch.tensor(v, dtype=torch.long) for k, v in encoding.items()})
-
-
-def _shipped_vocab(filename: str) -> Path:
-    """The vocabulary shipped with minibert: inside the wheel (minibert/vocab/) or in a source checkout (vocab/)."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "vocab", here.parent / "vocab"):
-        if (folder / filename).is_file():
-            return folder / filename
-    raise FileNotFoundError(
-        f"the vocabulary {filename} that ships with minibert is missing (looked in {here / 'vocab'} and "
-        f"{here.parent / 'vocab'}); reinstall minibert, or pass the path of a vocab.txt"
-    )

@@ -87,7 +87,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
-from .tokenizer import BasicTokenizer, WordpieceTokenizer
+from tqdm import tqdm
+
+from .inputs import check_count
+from .tokenizer import (
+    MAX_WORD_CHARS,
+    SPECIAL_TOKENS,
+    BasicTokenizer,
+    WordpieceTokenizer,
+)
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -107,10 +115,8 @@ __all__ = [
     "token_stats",
 ]
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SCORES = ("likelihood", "ratio")
 PREFIX = "##"  # marks a piece that continues a word
-MAX_WORD_CHARS = 100  # WordpieceTokenizer turns longer words into [UNK] without looking at them
 
 
 class Merge(NamedTuple):
@@ -460,9 +466,8 @@ def train_wordpiece_from_counts(
         word_counts = {w: n for w, n in word_counts.items() if all(s in known for s in split_word(w))}
 
     seen = set(vocab)
-    progress = _progress_bar(show_progress, total=vocab_size, initial=len(vocab))
-    try:
-        merges = learn_merges(word_counts, min_frequency, score)
+    merges = learn_merges(word_counts, min_frequency, score)
+    with tqdm(total=vocab_size, initial=len(vocab), unit="token", desc="WordPiece", disable=not show_progress) as bar:
         while len(vocab) < vocab_size:
             merge = next(merges, None)
             if merge is None:
@@ -470,9 +475,7 @@ def train_wordpiece_from_counts(
             if merge.token not in seen:  # never write a token twice (a special token may spell it)
                 seen.add(merge.token)
                 vocab.append(merge.token)
-                progress.update(1)
-    finally:
-        progress.close()
+                bar.update(1)
     return vocab
 
 
@@ -484,8 +487,7 @@ def save_vocab(tokens: Iterable[str], path: str | os.PathLike) -> Path:
     """
     tokens = list(tokens)
     for token in tokens:
-        if not isinstance(token, str) or not token or token != token.strip() or "\n" in token:
-            raise ValueError(f"cannot write token {token!r}: a vocabulary token is a non-empty string without spaces around it")
+        _check_token(token, "cannot write token")
     if len(set(tokens)) != len(tokens):
         duplicates = sorted(t for t, n in Counter(tokens).items() if n > 1)
         raise ValueError(f"the vocabulary has duplicate tokens: {duplicates[:10]}")
@@ -526,7 +528,7 @@ def token_stats(vocab: Iterable[str], word_counts: Mapping[str, int], unk_token:
     wordpiece = WordpieceTokenizer(set(vocab), unk_token=unk_token)
     words = tokens = unk = 0
     for word, n in word_counts.items():
-        pieces = wordpiece.tokenize(word)
+        pieces = wordpiece.tokenize_word(word)
         words += n
         tokens += n * len(pieces)
         unk += n * pieces.count(unk_token)
@@ -538,37 +540,19 @@ def _check_options(vocab_size, min_frequency, special_tokens, limit_alphabet, sc
     if isinstance(special_tokens, str):
         raise TypeError("special_tokens must be a list of strings, not a single string")
     specials = list(special_tokens)
-    _check_int("vocab_size", vocab_size, minimum=1)
-    _check_int("min_frequency", min_frequency, minimum=0)
+    check_count("vocab_size", vocab_size, minimum=1)
+    check_count("min_frequency", min_frequency, minimum=0)
     if limit_alphabet is not None:
-        _check_int("limit_alphabet", limit_alphabet, minimum=1)
+        check_count("limit_alphabet", limit_alphabet, minimum=1)
     _check_score(score)
     for token in specials:
-        if not isinstance(token, str) or not token or token != token.strip() or "\n" in token:
-            raise ValueError(f"special token {token!r} must be a non-empty string without surrounding spaces or newlines")
+        _check_token(token, "bad special token")
     if len(set(specials)) != len(specials):
         raise ValueError(f"special_tokens has duplicates: {specials}")
     return specials
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(show: bool, total: int, initial: int):
-    if not show:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="token", desc="WordPiece")
+def _check_token(token, what: str) -> None:
+    """A token is one line of the vocabulary file: a non-empty string, no spaces around it, no newline."""
+    if not isinstance(token, str) or not token or token != token.strip() or "\n" in token:
+        raise ValueError(f"{what} {token!r}: a vocabulary token is a non-empty string without spaces around it or newlines")

@@ -477,6 +477,24 @@ def test_config_that_does_not_fit_the_weights_is_refused(minilm_dir, tmp_path):
     assert "config.json" in message and "hidden_size" in message
 
 
+def test_non_finite_weights_are_refused_naming_the_tensors(hf_pretraining, tmp_path):
+    cfg, hf = hf_pretraining
+    state = {k: v.clone() for k, v in hf.bert.state_dict().items()}
+    state["encoder.layer.1.output.dense.weight"][3, 5] = float("nan")
+    state["pooler.dense.bias"][0] = float("inf")
+    directory = write_checkpoint(tmp_path, state, cfg)
+    with pytest.raises(CheckpointError) as e:
+        BertModel.from_pretrained(directory)
+    message = str(e.value)
+    assert "holds NaN or infinite values in 2 tensors: encoder.layer.1.output.dense.weight, pooler.dense.bias" in message
+    assert str(directory / "model.safetensors") in message and "load an earlier checkpoint" in message
+    model = BertModel(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_state_dict(model, state)
+    assert all(torch.equal(p, before[k]) for k, p in model.state_dict().items())  # nothing half-loaded
+
+
 def test_failed_load_leaves_the_model_untouched(hf_pretraining):
     cfg, hf = hf_pretraining
     model = BertModel(cfg)
@@ -641,6 +659,12 @@ def test_token_type_ids_out_of_range_are_refused(small_model, types):
 def test_mask_of_the_wrong_shape_is_refused(small_model):
     with pytest.raises(InputError, match=r"attention_mask has shape \(1, 2\) but input_ids has shape \(1, 3\)"):
         small_model(torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_empty_sequences_are_refused_with_the_remedy(small_model, B):
+    with pytest.raises(InputError, match=rf"input_ids has shape \({B}, 0\): no tokens.*tokenizer\(text\)"):
+        small_model(torch.zeros(B, 0, dtype=torch.long))
 
 
 # ---- BertConfig <-> config.json ----------------------------------------------------------------------

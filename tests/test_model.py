@@ -174,6 +174,15 @@ def test_no_padding_mask_is_the_same_as_all_ones():
     assert torch.count_nonzero(a) > 0
 
 
+def test_an_all_ones_mask_is_dropped_and_a_padding_mask_kept():
+    from minibert.model import drop_all_ones_mask
+
+    assert drop_all_ones_mask(None) is None
+    assert drop_all_ones_mask(torch.ones(2, 3, dtype=torch.long)) is None
+    padded = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    assert drop_all_ones_mask(padded) is padded
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     B=st.integers(1, 4),

@@ -16,7 +16,9 @@ import torch
 import transformers
 
 from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification, BertTokenizer
-from minibert import pretrain as P
+from minibert.pretrain import PretrainArgs, PretrainingLoss, epoch_batches, run as pretrain
+from minibert.pretraining_data import (Masker, build_examples, create_pairs, load_corpus, pairs_from_document,
+                                       pretraining_batch, tokenize_documents, truncate_pair)
 from minibert.checkpoint import load_state_dict, to_hf_state_dict
 from minibert.heads import IGNORE_INDEX
 from minibert.training import TrainingError
@@ -71,15 +73,15 @@ def bert_tokenizer(vocab_path) -> BertTokenizer:
 @pytest.fixture(scope="module")
 def review_docs(movie_reviews, bert_tokenizer) -> list[list[list[int]]]:
     """The training reviews (cv000-cv799) tokenized with the bert-base-uncased vocabulary."""
-    docs = P.load_corpus("movie_reviews", exclude_test_reviews=True)
-    return P.tokenize_documents(docs, bert_tokenizer)
+    docs = load_corpus("movie_reviews", exclude_test_reviews=True)
+    return tokenize_documents(docs, bert_tokenizer)
 
 
-def tiny_args(tmp_path, vocab, corpus, **overrides) -> P.PretrainArgs:
+def tiny_args(tmp_path, vocab, corpus, **overrides) -> PretrainArgs:
     settings = dict(from_scratch=True, vocab=str(vocab), corpus=[str(corpus)], hidden_size=32, layers=1, heads=2,
                     max_length=32, batch_size=8, steps=12, lr=1e-3, log_every=1, device="cpu",
                     output_dir=str(tmp_path / "run"), progress=False, plots=False)
-    return P.PretrainArgs(**{**settings, **overrides})
+    return PretrainArgs(**{**settings, **overrides})
 
 
 # ---- Reading a corpus ----------------------------------------------------------------------------------
@@ -90,17 +92,17 @@ def test_text_files_are_documents_separated_by_blank_lines(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_text("\nin a subfolder .\nstill here .\n")
     (tmp_path / "ignored.md").write_text("not a .txt file\n")
-    docs = P.load_corpus([str(tmp_path)])
+    docs = load_corpus([str(tmp_path)])
     assert docs == [["first sentence .", "second sentence ."], ["other document ."], ["last one ."],
                     ["in a subfolder .", "still here ."]]
-    assert P.load_corpus([str(tmp_path / "a.txt")]) == docs[:3]
+    assert load_corpus([str(tmp_path / "a.txt")]) == docs[:3]
     with pytest.raises(FileNotFoundError, match="neither 'movie_reviews' nor an existing file"):
-        P.load_corpus([str(tmp_path / "missing.txt")])
+        load_corpus([str(tmp_path / "missing.txt")])
 
 
 def test_movie_reviews_corpus_leaves_out_the_test_reviews(movie_reviews):
-    train_only = P.load_corpus("movie_reviews")
-    everything = P.load_corpus("movie_reviews", exclude_test_reviews=False)
+    train_only = load_corpus("movie_reviews")
+    everything = load_corpus("movie_reviews", exclude_test_reviews=False)
     assert len(train_only) == 1600 and len(everything) == 2000
     # one review per document, one sentence per line
     first = sorted(movie_reviews.fileids())[0]
@@ -133,7 +135,7 @@ def _contiguous(ids: list[int]) -> bool:
 @pytest.mark.parametrize("max_length", [5, 8, 16, 64, 128])
 def test_pairs_fit_and_b_is_the_continuation_or_another_document(max_length):
     docs = numbered_documents()
-    pairs = P.create_pairs(docs, max_length, random.Random(max_length))
+    pairs = create_pairs(docs, max_length, random.Random(max_length))
     assert len(pairs) > 60
     adjacent = 0
     for p in pairs:
@@ -152,7 +154,7 @@ def test_pairs_fit_and_b_is_the_continuation_or_another_document(max_length):
 
 def test_nsp_labels_are_balanced(review_docs):
     for max_length in (64, 128):
-        pairs = P.create_pairs(review_docs, max_length, random.Random(1))
+        pairs = create_pairs(review_docs, max_length, random.Random(1))
         not_next = sum(p.is_random_next for p in pairs) / len(pairs)
         assert len(pairs) > 10_000
         assert abs(not_next - 0.5) < 0.02, (max_length, not_next)
@@ -164,7 +166,7 @@ def test_short_sequences_appear_as_often_as_asked():
 
     def short_fraction(prob):
         rng = random.Random(0)
-        firsts = [P.pairs_from_document(docs, i, 64, rng, short_seq_prob=prob)[0] for i in range(len(docs))]
+        firsts = [pairs_from_document(docs, i, 64, rng, short_seq_prob=prob)[0] for i in range(len(docs))]
         return sum(len(p.a) + len(p.b) < 64 - 3 for p in firsts) / len(docs)
 
     # Without short_seq_prob only a NotNext pair whose random document runs out is short.
@@ -177,7 +179,7 @@ def test_truncate_pair_trims_the_longer_side_from_both_ends():
     fronts = backs = 0
     for seed in range(50):
         a, b = list(range(30)), list(range(100, 110))
-        P.truncate_pair(a, b, 24, random.Random(seed))
+        truncate_pair(a, b, 24, random.Random(seed))
         assert len(a) + len(b) == 24
         assert b == list(range(100, 110))  # the shorter side is untouched while the longer one is longer
         assert a == list(range(a[0], a[0] + len(a)))  # what is left is a contiguous piece
@@ -185,13 +187,13 @@ def test_truncate_pair_trims_the_longer_side_from_both_ends():
         backs += a[-1] < 29
     assert fronts > 10 and backs > 10  # both ends are cut
     a, b = list(range(8)), list(range(100, 108))
-    P.truncate_pair(a, b, 6, random.Random(0))
+    truncate_pair(a, b, 6, random.Random(0))
     assert (len(a), len(b)) == (3, 3)  # equal sides shrink together
 
 
 def test_fewer_than_two_documents_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 2 documents"):
-        P.create_pairs([[[1, 2], [3]]], 32, random.Random(0))
+        create_pairs([[[1, 2], [3]]], 32, random.Random(0))
 
 
 # ---- Masking -------------------------------------------------------------------------------------------
@@ -201,8 +203,8 @@ def test_masking_statistics(review_docs, bert_tokenizer):
     """Over ~70k predictions: 15% of the maskable tokens, of those 80% [MASK], 10% random, 10% unchanged;
     [CLS]/[SEP] never chosen; a random replacement is never a special token."""
     tok = bert_tokenizer
-    masker = P.Masker.from_tokenizer(tok, mlm_prob=0.15, max_predictions=20)
-    examples = P.build_examples(review_docs[:400], masker, tok.cls_token_id, tok.sep_token_id, 128, random.Random(0))
+    masker = Masker.from_tokenizer(tok, mlm_prob=0.15, max_predictions=20)
+    examples = build_examples(review_docs[:400], masker, tok.cls_token_id, tok.sep_token_id, 128, random.Random(0))
     special = set(tok.all_special_ids)
     candidates = chosen = n_mask = n_random = n_same = 0
     for e in examples:
@@ -238,7 +240,7 @@ def test_masking_statistics(review_docs, bert_tokenizer):
 
 
 def test_max_predictions_caps_the_number_of_masked_tokens(bert_tokenizer):
-    masker = P.Masker.from_tokenizer(bert_tokenizer, mlm_prob=0.5, max_predictions=3)
+    masker = Masker.from_tokenizer(bert_tokenizer, mlm_prob=0.5, max_predictions=3)
     ids = [bert_tokenizer.cls_token_id, *range(2000, 2040), bert_tokenizer.sep_token_id]
     for seed in range(20):
         _, labels = masker(ids, random.Random(seed))
@@ -247,8 +249,8 @@ def test_max_predictions_caps_the_number_of_masked_tokens(bert_tokenizer):
 
 def test_whole_word_masking_chooses_every_piece_of_a_word(review_docs, bert_tokenizer):
     tok = bert_tokenizer
-    masker = P.Masker.from_tokenizer(tok, whole_word=True, max_predictions=20)
-    examples = P.build_examples(review_docs[:100], masker, tok.cls_token_id, tok.sep_token_id, 128, random.Random(0))
+    masker = Masker.from_tokenizer(tok, whole_word=True, max_predictions=20)
+    examples = build_examples(review_docs[:100], masker, tok.cls_token_id, tok.sep_token_id, 128, random.Random(0))
     is_piece = {i for t, i in tok.vocab.items() if t.startswith("##")}
     words_split = 0
     for e in examples:
@@ -263,20 +265,20 @@ def test_whole_word_masking_chooses_every_piece_of_a_word(review_docs, bert_toke
 
 def test_examples_are_deterministic_and_dynamic_masking_changes_per_epoch(topic_vocab, tmp_path):
     tok = BertTokenizer(topic_vocab)
-    docs = P.tokenize_documents(topic_documents(40), tok)
+    docs = tokenize_documents(topic_documents(40), tok)
     args = tiny_args(tmp_path, topic_vocab, "unused", batch_size=4)
-    masker = P.Masker.from_tokenizer(tok, max_predictions=args.predictions_per_seq)
-    e0, b0 = P.epoch_batches(docs, masker, tok, args, epoch=0)
-    again, b_again = P.epoch_batches(docs, masker, tok, args, epoch=0)
-    e1, b1 = P.epoch_batches(docs, masker, tok, args, epoch=1)
+    masker = Masker.from_tokenizer(tok, max_predictions=args.predictions_per_seq)
+    e0, b0 = epoch_batches(docs, masker, tok, args, epoch=0)
+    again, b_again = epoch_batches(docs, masker, tok, args, epoch=0)
+    e1, b1 = epoch_batches(docs, masker, tok, args, epoch=1)
     assert e0 == again and b0 == b_again  # same seed and epoch: the same examples, the same batches
     assert e0 != e1 and b0 != b1  # dynamic: new pairs and masks every epoch
     static = tiny_args(tmp_path, topic_vocab, "unused", batch_size=4, masking="static")
-    s0, sb0 = P.epoch_batches(docs, masker, tok, static, epoch=0)
-    s1, sb1 = P.epoch_batches(docs, masker, tok, static, epoch=1)
+    s0, sb0 = epoch_batches(docs, masker, tok, static, epoch=0)
+    s1, sb1 = epoch_batches(docs, masker, tok, static, epoch=1)
     assert s0 == s1 == e0 and sb0 != sb1  # static: the same examples in a new order
     other_seed = tiny_args(tmp_path, topic_vocab, "unused", batch_size=4, seed=1)
-    assert P.epoch_batches(docs, masker, tok, other_seed, epoch=0)[0] != e0
+    assert epoch_batches(docs, masker, tok, other_seed, epoch=0)[0] != e0
     assert all(len(b) == 4 for b in b0)
 
 
@@ -287,10 +289,10 @@ def test_pretraining_loss_logits_and_gradients_match_transformers(topic_vocab):
     """PretrainingLoss (MLM logits at the chosen positions only) gives transformers' BertForPreTraining loss
     and gradients; minibert's BertForPreTraining gives its logits."""
     tok = BertTokenizer(topic_vocab)
-    docs = P.tokenize_documents(topic_documents(20), tok)
-    masker = P.Masker.from_tokenizer(tok, max_predictions=5)
-    examples = P.build_examples(docs, masker, tok.cls_token_id, tok.sep_token_id, 32, random.Random(0), short_seq_prob=0.5)
-    batch = P.collate(examples[:6], max_length=32, max_predictions=5, pad_id=tok.pad_token_id)
+    docs = tokenize_documents(topic_documents(20), tok)
+    masker = Masker.from_tokenizer(tok, max_predictions=5)
+    examples = build_examples(docs, masker, tok.cls_token_id, tok.sep_token_id, 32, random.Random(0), short_seq_prob=0.5)
+    batch = pretraining_batch(examples[:6], max_length=32, max_predictions=5, pad_id=tok.pad_token_id)
     assert (batch["attention_mask"] == 0).any()  # some padding, so that the mask is exercised
 
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -307,7 +309,7 @@ def test_pretraining_loss_logits_and_gradients_match_transformers(topic_vocab):
     torch.testing.assert_close(m.prediction_logits, h.prediction_logits, **TOL)
     torch.testing.assert_close(m.seq_relationship_logits, h.seq_relationship_logits, **TOL)
 
-    mlm, nsp = P.PretrainingLoss(mb)(**inputs, mlm_positions=batch["mlm_positions"], mlm_labels=batch["mlm_labels"],
+    mlm, nsp = PretrainingLoss(mb)(**inputs, mlm_positions=batch["mlm_positions"], mlm_labels=batch["mlm_labels"],
                                      next_sentence_label=batch["next_sentence_label"])
     torch.testing.assert_close(mlm + nsp, h.loss, **TOL)
     torch.testing.assert_close(nsp, torch.nn.functional.cross_entropy(h.seq_relationship_logits, batch["next_sentence_label"]), **TOL)
@@ -326,10 +328,10 @@ def test_pretraining_loss_logits_and_gradients_match_transformers(topic_vocab):
 def trained(tmp_path_factory, topic_vocab, topic_corpus):
     """A 2-layer H=64 BERT pre-trained from scratch for 400 steps on the topic corpus (a text file)."""
     out = tmp_path_factory.mktemp("pretrained")
-    args = P.PretrainArgs(from_scratch=True, vocab=str(topic_vocab), corpus=[str(topic_corpus)], hidden_size=64,
+    args = PretrainArgs(from_scratch=True, vocab=str(topic_vocab), corpus=[str(topic_corpus)], hidden_size=64,
                           layers=2, heads=4, max_length=32, batch_size=32, steps=400, lr=3e-3, warmup=0.1,
                           device="cpu", output_dir=str(out), progress=False)
-    return out, P.run(args)
+    return out, pretrain(args)
 
 
 def test_pretraining_from_scratch_lowers_both_losses(trained):
@@ -381,10 +383,10 @@ def test_the_pretrained_model_fills_masks_sensibly(trained):
 def test_real_text_masked_lm_loss_drops(movie_reviews, tmp_path):
     """A small BERT with the bert-base-uncased vocabulary on the training reviews: 40 steps take the masked-LM
     loss from ~ln(30522) = 10.3 (uniform) to below 8 (it learns at least the word frequencies)."""
-    args = P.PretrainArgs(from_scratch=True, hidden_size=64, layers=2, heads=2, max_length=64, batch_size=16,
+    args = PretrainArgs(from_scratch=True, hidden_size=64, layers=2, heads=2, max_length=64, batch_size=16,
                           steps=40, lr=2e-3, limit_documents=200, device="cpu", output_dir=str(tmp_path),
                           progress=False, plots=False, save_model=False)
-    metrics = P.run(args)
+    metrics = pretrain(args)
     h = metrics["history"]
     assert sum(h["mlm"][:3]) / 3 > 9.5
     assert sum(h["mlm"][-5:]) / 5 < 8.0
@@ -396,9 +398,9 @@ def test_continued_pretraining_of_a_checkpoint_without_heads_then_finetuning(min
     vocab.txt, tokenizer_config.json) is what scripts/finetune.py --model takes."""
     from minibert.finetune import FinetuneArgs, run as finetune
 
-    args = P.PretrainArgs(model=str(minilm_dir), steps=3, batch_size=4, max_length=64, limit_documents=20,
+    args = PretrainArgs(model=str(minilm_dir), steps=3, batch_size=4, max_length=64, limit_documents=20,
                           device="cpu", output_dir=str(tmp_path / "dapt"), progress=False, plots=False)
-    metrics = P.run(args)
+    metrics = pretrain(args)
     assert metrics["status"] == "completed" and metrics["lr"] == 1e-4
     model_dir = tmp_path / "dapt" / "model"
     before = BertForPreTraining.from_pretrained(minilm_dir)
@@ -416,16 +418,16 @@ def test_continued_pretraining_of_a_checkpoint_without_heads_then_finetuning(min
 
 
 def test_ctrl_c_saves_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, topic_vocab, topic_corpus):
-    whole = P.run(tiny_args(tmp_path / "whole", topic_vocab, topic_corpus))
+    whole = pretrain(tiny_args(tmp_path / "whole", topic_vocab, topic_corpus))
 
     def ctrl_c_at_step_5(step, losses):
         if step == 5:
             signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, handled by the loop's StopFlag
 
-    first = P.run(tiny_args(tmp_path / "split", topic_vocab, topic_corpus), callback=ctrl_c_at_step_5)
+    first = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus), callback=ctrl_c_at_step_5)
     assert first["status"] == "interrupted" and first["steps"] == 5
     assert not (tmp_path / "split" / "run" / "model").exists()  # only a finished run saves the model
-    second = P.run(tiny_args(tmp_path / "split", topic_vocab, topic_corpus, resume=True))
+    second = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus, resume=True))
     assert second["status"] == "completed" and second["steps"] == 12
     assert second["history"] == whole["history"]
     a = torch.load(tmp_path / "whole" / "run" / "checkpoint.pt", weights_only=True)["model"]
@@ -437,27 +439,27 @@ def test_ctrl_c_saves_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path
 
 def test_resume_refuses_a_corrupted_checkpoint_or_changed_settings(tmp_path, topic_vocab, topic_corpus):
     args = tiny_args(tmp_path, topic_vocab, topic_corpus, steps=2)
-    P.run(args)
+    pretrain(args)
     with pytest.raises(TrainingError, match="different settings \\(steps\\)"):
-        P.run(tiny_args(tmp_path, topic_vocab, topic_corpus, steps=3, resume=True))
+        pretrain(tiny_args(tmp_path, topic_vocab, topic_corpus, steps=3, resume=True))
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a truncated file, as after a crash mid-copy
     with pytest.raises(TrainingError, match="corrupted or truncated"):
-        P.run(tiny_args(tmp_path, topic_vocab, topic_corpus, steps=2, resume=True))
+        pretrain(tiny_args(tmp_path, topic_vocab, topic_corpus, steps=2, resume=True))
 
 
 def test_a_diverging_run_stops_with_a_message(tmp_path, topic_vocab, topic_corpus):
     with pytest.raises(TrainingError, match="the loss became (nan|inf)"):
-        P.run(tiny_args(tmp_path, topic_vocab, topic_corpus, lr=1e30, max_grad_norm=0.0, steps=10))
+        pretrain(tiny_args(tmp_path, topic_vocab, topic_corpus, lr=1e30, max_grad_norm=0.0, steps=10))
 
 
 def test_invalid_settings_are_refused(tmp_path, topic_vocab, topic_corpus):
     with pytest.raises(ValueError, match="exclude each other"):
-        P.run(P.PretrainArgs(model="x", from_scratch=True))
+        pretrain(PretrainArgs(model="x", from_scratch=True))
     with pytest.raises(ValueError, match="--vocab is only for --from-scratch"):
-        P.run(P.PretrainArgs(vocab="vocab.txt"))
+        pretrain(PretrainArgs(vocab="vocab.txt"))
     with pytest.raises(ValueError, match="fewer than --batch-size"):
-        P.run(tiny_args(tmp_path, topic_vocab, topic_corpus, batch_size=100_000))
+        pretrain(tiny_args(tmp_path, topic_vocab, topic_corpus, batch_size=100_000))
 
 
 # ---- The script ----------------------------------------------------------------------------------------
@@ -473,7 +475,7 @@ def load_script(name: str):
 def test_script_documents_every_option_and_runs(tmp_path, topic_vocab, topic_corpus, capsys):
     script = load_script("pretrain")
     text = script.parser().format_help()
-    for field in P.PretrainArgs.__dataclass_fields__:
+    for field in PretrainArgs.__dataclass_fields__:
         assert f"--{field.replace('_', '-')}" in text
     assert "(default: bert-base-uncased" in text and "(default: 128)" in text and "(default: None)" not in text
     rc = script.main(["--from-scratch", "--vocab", str(topic_vocab), "--corpus", str(topic_corpus), "--hidden-size", "32",

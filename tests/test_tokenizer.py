@@ -20,6 +20,7 @@ import transformers
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
+from transformers.models.bert.tokenization_bert_legacy import WordpieceTokenizer as LegacyWordpiece
 
 from minibert.hub import HubError
 from minibert.tokenizer import BasicTokenizer, BertTokenizer, WordpieceTokenizer, head_tail, load_vocab
@@ -365,6 +366,17 @@ def test_documented_difference_9_decode_cleanup(tok, legacy, rust):
     assert tok.decode(ids, clean_up_tokenization_spaces=False) == "[CLS] isn ' t it the [MASK] ' s [SEP]"
 
 
+def test_rust_decode_spacing_without_cleanup(tok, legacy, rust):
+    """Pins the README's wording of difference 9: with clean_up_tokenization_spaces=False the Rust decoder
+    still drops the space before . , ! ? ; only the multi-token rules ("isn ' t", "' s") follow the flag."""
+    ids = tok.encode("a. b, c! d? e; f: isn't the [MASK]'s")
+    spaced = "[CLS] a . b , c ! d ? e ; f : isn ' t the [MASK] ' s [SEP]"
+    assert tok.decode(ids, clean_up_tokenization_spaces=False) == legacy.decode(ids, clean_up_tokenization_spaces=False) == spaced
+    assert rust.decode(ids, clean_up_tokenization_spaces=False) == "[CLS] a. b, c! d? e ; f : isn ' t the [MASK] ' s [SEP]"
+    cleaned = "[CLS] a. b, c! d? e ; f : isn't the [MASK]'s [SEP]"
+    assert tok.decode(ids) == legacy.decode(ids) == rust.decode(ids, clean_up_tokenization_spaces=True) == cleaned
+
+
 # ---- the pieces on their own ----------------------------------------------------------------
 
 
@@ -394,6 +406,25 @@ def test_wordpiece_greedy_longest_match_and_unk():
     assert wordpiece.tokenize("unaffablex") == ["[UNK]"]  # one piece that does not match: the whole word is [UNK]
     assert wordpiece.tokenize("a" * 100) == ["a"] + ["##a"] * 99
     assert wordpiece.tokenize("a" * 101) == ["[UNK]"]  # longer than 100 characters
+
+
+def test_wordpiece_splits_text_on_whitespace_first():
+    """As google-research/bert's and transformers' WordpieceTokenizer: a text, not only one word (issue 9, point 19)."""
+    vocab = {"[UNK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing"}
+    wordpiece = WordpieceTokenizer(vocab)
+    assert wordpiece.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
+    assert wordpiece.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
+    assert wordpiece.tokenize(" \t\n") == [] and wordpiece.tokenize("") == []
+    assert wordpiece.tokenize("a" * 101 + " un") == ["[UNK]", "un"]  # the 100-character limit is per word
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.text("unwaedrig#X", max_size=9), max_size=6), spaces=st.sampled_from([" ", "  ", "\t", "\n", "\u3000"]))
+def test_wordpiece_matches_the_legacy_wordpiece_on_texts(words, spaces):
+    vocab = {"[UNK]": 0, "want": 1, "##want": 2, "##ed": 3, "wa": 4, "un": 5, "runn": 6, "##ing": 7, "##e": 8, "##d": 9}
+    text = spaces.join(words)
+    expected = LegacyWordpiece(vocab, unk_token="[UNK]", max_input_chars_per_word=4).tokenize(text)
+    assert WordpieceTokenizer(vocab, max_input_chars_per_word=4).tokenize(text) == expected
 
 
 def test_tokenize_examples(tok):
@@ -569,6 +600,41 @@ def test_missing_or_empty_vocab(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match="is empty"):
         BertTokenizer(tmp_path / "empty.txt")
+
+
+def test_vocab_file_with_a_byte_order_mark(vocab_path, tmp_path):
+    """A leading UTF-8 BOM (Windows editors write one) is not part of the first token (issue 9, point 18).
+
+    Both transformers tokenizers keep it ("\\ufeff[PAD]" becomes token 0, and [PAD] a new token 30522);
+    minibert reads the file as the same vocabulary without the BOM.
+    """
+    with_bom = tmp_path / "vocab.txt"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + vocab_path.read_bytes())
+    assert load_vocab(with_bom) == load_vocab(vocab_path)
+    tok = BertTokenizer(with_bom)
+    assert tok.pad_token_id == 0 and tok.vocab_size == 30522
+    assert tok("[PAD] hello", padding="max_length", max_length=6)["input_ids"] == [101, 0, 7592, 102, 0, 0]
+    # what the references do, as docs/tokenizer_notes.md says
+    for reference_tokenizer in (BertTokenizerLegacy(str(with_bom)), transformers.BertTokenizer.from_pretrained(str(tmp_path))):
+        assert reference_tokenizer.convert_ids_to_tokens(0) == "\ufeff[PAD]"
+        assert reference_tokenizer.pad_token_id == 30522
+
+
+def test_vocab_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1-vocab.txt"
+    path.write_bytes("".join(t + "\n" for t in [*SPECIALS, "café"]).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"vocab file .*latin1-vocab.txt' is not UTF-8 text \(byte 0xe9 at position 34, line 6\)"):
+        BertTokenizer(path)
+    with pytest.raises(ValueError, match="latin1-vocab.txt' is not UTF-8"):
+        BertTokenizer.from_pretrained(path)
+
+
+def test_special_tokens_are_fixed_there_is_no_never_split(tok, vocab_path):
+    """The README's "differences from other libraries": special tokens typed in the text always stay whole,
+    and BertTokenizer takes no never_split (google-research/bert and torchtext split "[MASK]" unless listed)."""
+    assert tok.tokenize("the [MASK] and [SEP][CLS]") == ["the", "[MASK]", "and", "[SEP]", "[CLS]"]
+    with pytest.raises(TypeError, match="never_split"):
+        BertTokenizer(vocab_path, never_split=["[MASK]"])
 
 
 @pytest.mark.parametrize("missing", SPECIALS)

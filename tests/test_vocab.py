@@ -368,11 +368,45 @@ def test_script_errors_are_clear(script_main, tmp_path, capsys):
             script_main(argv)
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("hug\ncafé pug\n".encode("latin-1"))
     for argv, message in [
-        (["--files", str(empty), "--output", str(tmp_path / "v.txt")], "the corpus has no words"),
+        (["--files", str(empty), "--output", str(tmp_path / "v.txt")], "the corpus has no words: the --files hold"),
         (["--files", str(corpus), "--output", str(tmp_path / "v.txt"), "--vocab-size", "10"], "ask for at least 12"),
+        (["--files", str(corpus), "--output", str(tmp_path / "v.txt"), "--vocab-size", "10"], "--vocab-size 10 is smaller"),
+        (["--files", str(latin1), "--output", str(tmp_path / "v.txt")], f"--files: {latin1} is not UTF-8 text (byte 0xe9 at position 7, line 2)"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             script_main(argv)
-        assert message in str(exit_.value.code)
+        # Issue 9: bad input is exit code 2 and one line on stderr that names the option (it was exit 1).
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "v.txt").exists()
+
+
+def test_script_never_replaces_an_existing_vocabulary_unless_told(script_main, tmp_path, capsys):
+    """Issue 9, point 11: with no --output the script used to rewrite the shipped vocab/movie-reviews-wordpiece.txt."""
+    shipped = SHIPPED.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        script_main([])  # the default output is the shipped file: refused before the corpus is read
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "movie-reviews-wordpiece.txt exists; pass --overwrite to replace it, or another --output" in err
+    assert len(err.strip().splitlines()) == 1 and SHIPPED.read_bytes() == shipped
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(HUGS_TEXTS) + "\n", encoding="utf-8")
+    earlier = tmp_path / "vocab.txt"
+    earlier.write_text("an earlier run\n", encoding="utf-8")
+    argv = ["--files", str(corpus), "--output", str(earlier), "--vocab-size", "14", "--min-frequency", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        script_main(argv)
+    assert exit_.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert earlier.read_text(encoding="utf-8") == "an earlier run\n"
+    script_main([*argv, "--overwrite"])
+    assert earlier.read_text(encoding="utf-8").splitlines()[:5] == list(SPECIAL_TOKENS)
+
+    with pytest.raises(SystemExit) as exit_:
+        script_main(["--files", str(corpus), "--output", str(corpus / "vocab.txt")])  # a folder that is a file
+    assert exit_.value.code == 2 and "is not a writable folder); choose another --output" in capsys.readouterr().err
