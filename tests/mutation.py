@@ -65,6 +65,7 @@ T_FT = "tests/test_finetune.py"
 T_PT = "tests/test_pretrain.py"
 T_PTX = "tests/test_pretraining_examples.py"
 T_OPT = "tests/test_optim.py"
+T_SPLIT = "tests/test_split.py"
 
 MUTANTS: list[Mutant] = [
     # ---- tokenizer --------------------------------------------------------------------------------
@@ -129,6 +130,16 @@ MUTANTS: list[Mutant] = [
       "TRAIN_FILES = range(0, 801)",
       [T_FT, "-k", "fixed_split"],
       "cv800, a test file, is also trained on"),
+    m("validation-review-also-trains", "minibert/finetune.py",
+      "(r.fileid) < cut]",
+      "(r.fileid) <= cut]",
+      [T_SPLIT],
+      "with --val-size, the first validation file of each class is trained on too"),
+    m("validation-slice-too-large", "minibert/finetune.py",
+      "cut = 800 - args.val_size // 2",
+      "cut = 800 - args.val_size",
+      [T_SPLIT],
+      "--val-size N holds out N reviews per class instead of N in all"),
     m("labels-neg-pos-flipped", "minibert/data.py",
       'LABELS = ("neg", "pos")',
       'LABELS = ("pos", "neg")',
@@ -230,22 +241,22 @@ MUTANTS: list[Mutant] = [
       [T_FT, "-k", "clip_grad_norm"],
       "clipping uses the sum of the per-tensor norms instead of the global L2 norm"),
     # ---- pre-training examples -------------------------------------------------------------------------
-    m("nsp-labels-flipped", "minibert/pretrain.py",
+    m("nsp-labels-flipped", "minibert/pretraining_data.py",
       "NOT_NEXT if pair.is_random_next else IS_NEXT",
       "IS_NEXT if pair.is_random_next else NOT_NEXT",
       [T_PTX, "-k", "label"],
       "a real continuation gets next_sentence_label 1 (issue 13, bug 3)"),
-    m("isnext-b-overlaps-a", "minibert/pretrain.py",
+    m("isnext-b-overlaps-a", "minibert/pretraining_data.py",
       "b = [t for sentence in chunk[a_end:] for t in sentence]",
       "b = [t for sentence in chunk[a_end - 1 :] for t in sentence]",
       [T_PTX, "-k", "label"],
       "an IsNext pair's B starts with A's last sentence again"),
-    m("special-tokens-maskable", "minibert/pretrain.py",
+    m("special-tokens-maskable", "minibert/pretraining_data.py",
       "            if t in self.special_ids:\n",
       "            if t == self.mask_id:\n",
       [T_PTX, "-k", "masking"],
       "[CLS] and [SEP] can be chosen for prediction"),
-    m("masking-10-80-10", "minibert/pretrain.py",
+    m("masking-10-80-10", "minibert/pretraining_data.py",
       "            if r < 0.8:\n",
       "            if r < 0.1:\n",
       [T_PTX, "-k", "masking"],

@@ -19,10 +19,7 @@ import transformers
 from minibert import BertTokenizer
 from minibert.heads import IGNORE_INDEX
 
-try:  # the example builder moves out of the loop's module (pretrain.py -> pretraining_data.py)
-    from minibert import pretraining_data as PD
-except ImportError:
-    from minibert import pretrain as PD
+from minibert import pretraining_data as PD
 from minibert.pretrain import PretrainArgs
 
 CLS, SEP, MASK = 2, 3, 4
