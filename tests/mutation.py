@@ -240,6 +240,21 @@ MUTANTS: list[Mutant] = [
       "norm = torch.stack(torch._foreach_norm(grads)).sum()",
       [T_FT, "-k", "clip_grad_norm"],
       "clipping uses the sum of the per-tensor norms instead of the global L2 norm"),
+    m("lr-schedule-moves-before-the-step", "minibert/training.py",
+      "    optimizer.step()\n    schedule.step()\n",
+      "    schedule.step()\n    optimizer.step()\n",
+      [T_OPT, "-k", "optimizer_step"],
+      "the loops move the schedule before the update: every step uses the next step's lr (two lines swapped)"),
+    m("gradients-accumulate", "minibert/training.py",
+      "    optimizer.zero_grad()\n",
+      "    pass\n",
+      [T_OPT, "-k", "optimizer_step"],
+      "the loops never clear the gradients: each step adds to the last one's"),
+    m("loop-never-clips", "minibert/training.py",
+      "    if max_grad_norm:\n",
+      "    if max_grad_norm is None:\n",
+      [T_OPT, "-k", "optimizer_step"],
+      "the loops skip gradient clipping whatever --max-grad-norm says"),
     # ---- pre-training examples -------------------------------------------------------------------------
     m("nsp-labels-flipped", "minibert/pretraining_data.py",
       "NOT_NEXT if pair.is_random_next else IS_NEXT",
@@ -401,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.list:
         for mu in mutants:
-            print(f"{mu.name:32} {mu.file:24} {mu.why}\n{'':32} pytest {shlex.join(mu.tests)}")
+            print(f"{mu.name:36} {mu.file:24} {mu.why}\n{"":36} pytest {shlex.join(mu.tests)}")
         return 0
 
     problems = check_texts(mutants)
@@ -432,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_one(mu, copies[i], env[i], args.timeout)
                 with lock:
                     results[mu.name] = r
-                    print(f"[{len(results):2}/{len(mutants)}] {r.status:8} {mu.name:32} {r.seconds:5.0f} s  {r.caught_by}", flush=True)
+                    print(f"[{len(results):2}/{len(mutants)}] {r.status:8} {mu.name:36} {r.seconds:5.0f} s  {r.caught_by}", flush=True)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(jobs)]
         for t in threads:
@@ -442,9 +457,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ordered = [results[mu.name] for mu in mutants]
     bad = [r for r in ordered if r.status != "caught"]
-    print(f"\n{'mutant':32} {'result':8} caught by")
+    print(f"\n{"mutant":36} {'result':8} caught by")
     for r in ordered:
-        print(f"{r.mutant.name:32} {r.status:8} {r.caught_by}")
+        print(f"{r.mutant.name:36} {r.status:8} {r.caught_by}")
     print(f"\n{len(ordered) - len(bad)} of {len(ordered)} caught in {time.perf_counter() - started:.0f} s"
           + (f"; not caught: {', '.join(r.mutant.name for r in bad)}" if bad else ""))
     return 1 if bad else 0

@@ -128,7 +128,7 @@ def schedule_factors(warmup: int, total: int) -> list[float]:
 
 
 @pytest.mark.parametrize("warmup, total", [(0, 1), (0, 7), (1, 7), (3, 10), (10, 100), (6, 6)])
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
 def test_schedule_is_transformers_linear_warmup_shifted_by_one_step(warmup, total):
     """minibert's lr for its optimizer step t (0-based) is peak * (t + 1) / (warmup + 1) while t < warmup,
     then peak * (total - t) / (total - warmup). transformers' LambdaLR gives step t the lr t / warmup, so its
@@ -161,3 +161,35 @@ def test_schedule_is_transformers_linear_warmup_shifted_by_one_step(warmup, tota
     assert lrs[-1] == 0.0
     if warmup < total:
         assert lrs[warmup] == peak == max(lrs)  # the peak is reached on the first step after warmup
+
+
+# ---- The loops' update step ------------------------------------------------------------------------------
+
+
+def test_optimizer_step_clips_then_updates_at_this_steps_lr_then_clears_the_gradients():
+    """training.optimizer_step, the update both loops make after loss.backward(), is exactly: clip the global
+    gradient norm, an AdamW step at the schedule's lr for this step (factor(t), t from 0), the schedule moves
+    on, the gradients are cleared (so that they never accumulate across steps). Checked against torch's
+    clip_grad_norm_ and AdamW over a whole warmup + decay schedule, with gradients large enough to be clipped."""
+    from minibert.training import optimizer_step
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)
+    theirs.load_state_dict(ours.state_dict())
+    optimizer = AdamW(param_groups(ours, 0.1), lr=0.05)
+    schedule = LinearWarmupDecay(optimizer, warmup_steps=2, total_steps=6)
+    reference = torch.optim.AdamW(param_groups(theirs, 0.1), lr=0.05)
+    for t in range(6):
+        x = torch.randn(16, 6) * 10
+        for model in (ours, theirs):
+            (model(x) ** 2).sum().backward()
+        assert torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0) > 1.0  # the clipping matters
+        for group in reference.param_groups:
+            group["lr"] = 0.05 * schedule.factor(t)
+        reference.step()
+        reference.zero_grad()
+        optimizer_step(ours, optimizer, schedule, max_grad_norm=1.0)
+        assert all(p.grad is None for p in ours.parameters())
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            torch.testing.assert_close(a, b, msg=lambda s, t=t: f"after step {t}: {s}")
+    assert schedule.lr == 0.0
