@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.list:
         for mu in mutants:
-            print(f"{mu.name:36} {mu.file:24} {mu.why}\n{"":36} pytest {shlex.join(mu.tests)}")
+            print(f"{mu.name:36} {mu.file:24} {mu.why}\n{'':36} pytest {shlex.join(mu.tests)}")
         return 0
 
     problems = check_texts(mutants)
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ordered = [results[mu.name] for mu in mutants]
     bad = [r for r in ordered if r.status != "caught"]
-    print(f"\n{"mutant":36} {'result':8} caught by")
+    print(f"\n{'mutant':36} {'result':8} caught by")
     for r in ordered:
         print(f"{r.mutant.name:36} {r.status:8} {r.caught_by}")
     print(f"\n{len(ordered) - len(bad)} of {len(ordered)} caught in {time.perf_counter() - started:.0f} s"
