@@ -10,9 +10,10 @@ whether they failed (the mutant is CAUGHT) or passed (it SURVIVED: the suite has
     python tests/mutation.py --list      # names, files and the tests each one runs
     python tests/mutation.py --only gelu-tanh --only nsp-labels-flipped
     python tests/mutation.py --jobs 1    # one pytest at a time (a shared or small machine)
+    python tests/mutation.py --baseline  # first check that every selection passes on the unchanged code
 
 It exits with status 1 if any mutant survives, if its tests erred (collection error, no test selected,
-timeout), or if a mutant's original text is no longer found exactly once in its file: when the code
+timeout), if a --baseline selection fails, or if a mutant's original text is no longer found exactly once in its file: when the code
 changes, the list must change with it, loudly. Run it after changing a test or the code a mutant names,
 and before relying on the suite to guard a refactoring; it is too slow for CI on every push.
 
@@ -286,6 +287,11 @@ MUTANTS: list[Mutant] = [
       "mlm_logits = m.mlm(h.gather(1, index), m.bert.embeddings.tok.weight.detach())  # (B, P, V)",
       [T_PT, "-k", "pretraining_loss_logits_and_gradients"],
       "the MLM decoder is not tied in training: no gradient reaches the word embeddings through it"),
+    m("pretraining-resume-skips-a-batch", "minibert/pretrain.py",
+      'step, epoch, next_batch = state["step"], state["epoch"], state["batch"]',
+      'step, epoch, next_batch = state["step"], state["epoch"], state["batch"] + 1',
+      [T_PT, "-k", "resume_ends_exactly"],
+      "a resumed pre-training run skips the batch after the interruption"),
     # ---- fine-tuning ------------------------------------------------------------------------------------
     m("windows-max-not-mean", "minibert/finetune.py",
       "return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]",
@@ -372,9 +378,12 @@ FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
 
 def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float) -> Result:
+    """Apply the mutant to the copy, run its tests, restore the file. A mutant without a file is a baseline
+    run: the tests on the unchanged copy, which must pass."""
     path = repo / mu.file
-    original = path.read_text(encoding="utf-8")
-    path.write_text(original.replace(mu.old, mu.new, 1), encoding="utf-8")
+    original = path.read_text(encoding="utf-8") if mu.file else None
+    if original is not None:
+        path.write_text(original.replace(mu.old, mu.new, 1), encoding="utf-8")
     started = time.perf_counter()
     try:
         cmd = [sys.executable, "-m", "pytest", *mu.tests, "-x", "-q", "-p", "no:cacheprovider", "-rfE"]
@@ -383,9 +392,14 @@ def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float) -> Resu
         except subprocess.TimeoutExpired:
             return Result(mu, "TIMEOUT", f"no result within {timeout:.0f} s", time.perf_counter() - started)
     finally:
-        path.write_text(original, encoding="utf-8")
+        if original is not None:
+            path.write_text(original, encoding="utf-8")
     seconds = time.perf_counter() - started
     output = proc.stdout + proc.stderr
+    if not mu.file:  # baseline
+        failed = FAILED.findall(output)
+        ok = proc.returncode == 0
+        return Result(mu, "ok" if ok else "FAILS", shlex.join(mu.tests) if ok else (failed[0] if failed else f"pytest exit {proc.returncode}"), seconds)
     if proc.returncode == 0:
         return Result(mu, "SURVIVED", "", seconds)
     if proc.returncode == 1:
@@ -401,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the mutants and the tests each one runs, then exit")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
     p.add_argument("--jobs", type=int, default=2, help="mutants tested at the same time (default: 2)")
+    p.add_argument("--baseline", action="store_true",
+                   help="first run each distinct test selection on the unchanged code: all must pass, or 'caught' means nothing")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one mutant's tests (default: 900)")
     args = p.parse_args(argv)
 
@@ -424,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         print("mutation: the list is stale (update MUTANTS in tests/mutation.py):", *problems, sep="\n  ", file=sys.stderr)
         return 1
 
+    if args.baseline:
+        selections = list(dict.fromkeys(mu.tests for mu in mutants))
+        mutants = [Mutant(f"baseline {i + 1}", "", "", "", tests, "the selection unchanged") for i, tests in enumerate(selections)] + mutants
     jobs = min(args.jobs, len(mutants))
     todo: queue.Queue[Mutant] = queue.Queue()
     for mu in mutants:
@@ -456,12 +475,13 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
 
     ordered = [results[mu.name] for mu in mutants]
-    bad = [r for r in ordered if r.status != "caught"]
+    bad = [r for r in ordered if r.status not in ("caught", "ok")]
     print(f"\n{'mutant':36} {'result':8} caught by")
     for r in ordered:
         print(f"{r.mutant.name:36} {r.status:8} {r.caught_by}")
-    print(f"\n{len(ordered) - len(bad)} of {len(ordered)} caught in {time.perf_counter() - started:.0f} s"
-          + (f"; not caught: {', '.join(r.mutant.name for r in bad)}" if bad else ""))
+    real = [r for r in ordered if r.mutant.file]
+    print(f"\n{sum(r.status == 'caught' for r in real)} of {len(real)} mutants caught in {time.perf_counter() - started:.0f} s"
+          + (f"; not caught or failing: {', '.join(r.mutant.name for r in bad)}" if bad else ""))
     return 1 if bad else 0
 
 
