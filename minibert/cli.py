@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import types
 import typing
@@ -34,13 +35,35 @@ def parser_for(cls, help: dict[str, str], description: str, choices: dict[str, t
 
 
 def main_for(run, args) -> int:
-    """Run a job from a script: errors the user can fix are one line on stderr (exit 2), an interrupted
-    run exits 130 after saving its checkpoint."""
-    from .training import TrainingError
+    """Run a job from a script, the one way every script fails:
 
+    * an error the user can fix (a bad option, a missing file or corpus, a folder that cannot be written,
+      a diverging run) is one line on stderr and exit code 2;
+    * anything else is a bug and keeps its traceback;
+    * a run stopped by a signal has saved its checkpoint and exits like a shell reports that signal:
+      130 for Ctrl-C (SIGINT) or --stop-after-steps, 143 for SIGTERM.
+
+    `run(args)` returns None or a dict with "status" ("completed" or "interrupted") and "stopped_by".
+    """
     try:
         result = run(args)
-    except (TrainingError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except expected_errors() as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
-    return 0 if result["status"] == "completed" else 130
+    if result is None or result["status"] == "completed":
+        return 0
+    return 128 + signal.SIGTERM if result.get("stopped_by") == "SIGTERM" else 128 + signal.SIGINT
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the input is wrong" rather than "minibert has a bug"."""
+    from .data import CorpusError
+    from .training import TrainingError
+
+    return (TrainingError, CorpusError, ValueError, OSError)  # OSError includes hub.HubError
+
+
+def error_line(e: BaseException) -> str:
+    """The message, with a Hub error's remedy naming the command-line flag (--model) when it can."""
+    script_message = getattr(e, "script_message", None)
+    return script_message("--model") if callable(script_message) else str(e)

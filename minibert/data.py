@@ -2,7 +2,8 @@
 how a review longer than BERT's 512 positions is cut, and batches with as little padding as possible.
 
 The split is fixed so that results are comparable: in each class, files cv000-cv799 train (800 + 800) and
-cv800-cv999 test (200 + 200). A review has ~850 WordPiece tokens, so truncation matters:
+cv800-cv999 test (200 + 200). The corpus's own protocol, 10-fold cross-validation over the folds its file names
+encode (cv000-cv099 = fold 1, ..., cv900-cv999 = fold 10), is `cv_split`. A review has ~850 WordPiece tokens, so truncation matters:
   head       the first max_length - 2 tokens
   tail       the last max_length - 2 tokens (reviewers often conclude with their verdict)
   head+tail  the first `head` and the last max_length - 2 - head tokens (Sun et al. 2019, "How to
@@ -13,6 +14,8 @@ cv800-cv999 test (200 + 200). A review has ~850 WordPiece tokens, so truncation 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import re
 from dataclasses import dataclass
@@ -65,8 +68,12 @@ def load_movie_reviews(download: bool = True) -> list[Review]:
 
 
 def _download_quietly(nltk) -> bool:
+    """Try NLTK's download; its own messages (printed even with quiet=True when it fails) are swallowed, so
+    that the one line of CorpusError is all a user sees."""
     try:
-        return bool(nltk.download("movie_reviews", quiet=True, raise_on_error=True))
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            return bool(nltk.download("movie_reviews", quiet=True, raise_on_error=True, print_error_to=sink))
     except Exception:  # no network, proxy errors, read-only data dir: all reported the same way
         return False
 
@@ -84,6 +91,32 @@ def split(reviews: list[Review]) -> tuple[list[Review], list[Review]]:
     train = [r for r in reviews if file_number(r.fileid) in TRAIN_FILES]
     test = [r for r in reviews if file_number(r.fileid) in TEST_FILES]
     return train, test
+
+
+# ---- Pang & Lee's ten folds ---------------------------------------------------------------------------
+# The corpus's own protocol (Pang & Lee 2004, and every paper that compares with it, e.g. NBSVM-bi 89.45%,
+# Wang & Manning 2012): 10-fold cross-validation over the folds that the file names encode,
+#     fold = file number // 100 + 1:   cv000-cv099 -> fold 1,  cv100-cv199 -> fold 2,  ...,  cv900-cv999 -> fold 10
+# Each fold holds 100 pos + 100 neg reviews; each is tested once by a model trained on the other nine.
+
+N_FOLDS = 10
+
+
+def fold_of(fileid: str) -> int:
+    """"neg/cv123_4567.txt" -> 2 (cv100-cv199); folds are numbered 1 to 10."""
+    return file_number(fileid) // 100 + 1
+
+
+def pang_lee_folds(reviews: list[Review]) -> list[list[Review]]:
+    """The reviews of folds 1 to 10 (a list of 10 lists, each in the given order)."""
+    return [[r for r in reviews if fold_of(r.fileid) == k] for k in range(1, N_FOLDS + 1)]
+
+
+def cv_split(reviews: list[Review], fold: int) -> tuple[list[Review], list[Review]]:
+    """(train, test) for one fold of the ten: test = that fold's 200 reviews, train = the other 1800."""
+    if not 1 <= fold <= N_FOLDS:
+        raise ValueError(f"fold must be between 1 and {N_FOLDS}, got {fold}")
+    return [r for r in reviews if fold_of(r.fileid) != fold], [r for r in reviews if fold_of(r.fileid) == fold]
 
 
 # ---- From text to model inputs ------------------------------------------------------------------------

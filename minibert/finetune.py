@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,13 @@ from tqdm.auto import tqdm
 
 from .data import (
     LABELS,
+    N_FOLDS,
     STRATEGIES,
     Example,
     Review,
     batch_order,
     collate,
+    cv_split,
     encode_reviews,
     file_number,
     load_movie_reviews,
@@ -43,19 +46,27 @@ from .training import (
     LossLog,
     StopFlag,
     autocast,
+    check_options,
+    check_resume,
     choose_precision,
     optimizer_step,
     pick_device,
     plot_confusion,
     plot_curves,
+    prepare_output_dir,
     resume_from,
     save_checkpoint,
+    saving,
     seed_everything,
+    warn_cpu_training,
+    write_json,
+    written,
 )
 
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
 RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", "batch_size", "lr", "warmup",
-               "weight_decay", "max_grad_norm", "classifier_dropout", "val_size", "limit_train", "group_by_length")
+               "weight_decay", "max_grad_norm", "layer_decay", "classifier_dropout", "val_size", "limit_train",
+               "group_by_length", "cv")
 
 
 @dataclass
@@ -72,16 +83,21 @@ class FinetuneArgs:
     warmup: float = 0.1  # fraction of the steps spent warming up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # 0 disables clipping
+    layer_decay: float = 1.0  # layer-wise lr decay: layer i of L learns at lr * layer_decay ** (L - i); 1 = off
     classifier_dropout: float | None = None  # None: the checkpoint's hidden dropout (0.1)
     seed: int = 0
     seeds: list[int] | None = None  # several runs, reported as mean +- std
     val_size: int = 0  # reviews held out of training (half per class) to pick the best epoch; 0: last epoch
+    test: bool = True  # evaluate on the test reviews; --no-test for choosing a recipe on --val-size alone
+    cv: int = 0  # 10: Pang & Lee's 10-fold cross-validation over the file-name folds; 0: the fixed split
+    folds: list[int] | None = None  # with --cv 10: run only these folds (1-10), e.g. to split the work
     eval_batch_size: int = 64
     group_by_length: bool = True
     device: str = "auto"  # auto | cuda | cpu | cuda:1 ...
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model and the AdamW update
     resume: bool = False  # continue from output_dir/checkpoint.pt
+    overwrite: bool = False  # replace the earlier run in output_dir (its files only)
     stop_after_steps: int | None = None  # behave as if Ctrl-C came after this many steps of this run (time limits)
     limit_train: int | None = None  # use only this many training reviews (half per class): quick checks
     limit_test: int | None = None  # likewise for the test reviews
@@ -93,17 +109,22 @@ class FinetuneArgs:
     def validate(self) -> None:
         if self.truncation not in STRATEGIES:
             raise ValueError(f"--truncation must be one of {STRATEGIES}, got {self.truncation!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        check_options(self, positive=("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"),
+                      limits=("limit_train", "limit_test", "stop_after_steps"))
         if self.val_size < 0 or self.val_size % 2:
             raise ValueError(f"--val-size must be an even number >= 0 (half per class), got {self.val_size}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.val_size >= 1600:
+            raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
+        if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"--layer-decay must be in (0, 1] (1 turns it off), got {self.layer_decay}")
+        if not self.test and not self.val_size:
+            raise ValueError("--no-test needs --val-size N: without the test reviews, only held-out training reviews can score a run")
+        if self.cv not in (0, N_FOLDS):
+            raise ValueError(f"--cv must be {N_FOLDS} (Pang & Lee's folds) or 0 (the fixed split), got {self.cv}")
+        if self.folds is not None and (not self.cv or not all(1 <= f <= N_FOLDS for f in self.folds)):
+            raise ValueError(f"--folds takes fold numbers from 1 to {N_FOLDS}, with --cv {N_FOLDS}; got {self.folds}")
 
 
 @dataclass
@@ -115,15 +136,20 @@ class Data:
     n_val_docs: int = 0
 
 
-def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None) -> Data:
-    """Read the corpus, split it, and tokenize each review once."""
+def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None, fold: int | None = None) -> Data:
+    """Read the corpus, split it (the fixed split, or one of the ten folds), and tokenize each review once.
+
+    The validation reviews (--val-size) are the highest-numbered training files of each class: they are
+    never test reviews, so choosing an epoch or a recipe on them leaves the test split unseen."""
     reviews = reviews if reviews is not None else load_movie_reviews()
-    train, test = split(reviews)
+    train, test = split(reviews) if fold is None else cv_split(reviews, fold)
+    if not args.test:
+        test = []
     val = []
     if args.val_size:
-        cut = 800 - args.val_size // 2  # the highest-numbered training files of each class
-        val = [r for r in train if file_number(r.fileid) >= cut]
-        train = [r for r in train if file_number(r.fileid) < cut]
+        held = {id(r) for c in (0, 1) for r in sorted((r for r in train if r.label == c), key=lambda r: file_number(r.fileid))[-(args.val_size // 2):]}
+        val = [r for r in train if id(r) in held]
+        train = [r for r in train if id(r) not in held]
     if args.limit_train:
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
@@ -134,8 +160,9 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Rev
 
 
 def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
-    per_class = [[r for r in reviews if r.label == c][: n // 2] for c in (0, 1)]
-    return [r for r in reviews if r in per_class[0] or r in per_class[1]]
+    """The first n reviews, half per class (an odd n gives neg the extra one), in their original order."""
+    keep = {id(r) for c, k in ((0, n - n // 2), (1, n // 2)) for r in [r for r in reviews if r.label == c][:k]}
+    return [r for r in reviews if id(r) in keep]
 
 
 # ---- Evaluation ---------------------------------------------------------------------------------------
@@ -219,7 +246,7 @@ def _to(t, device):
 def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: int, out: Path, dist: Dist | None = None) -> dict:
     """One fine-tuning run with one seed. Returns its metrics (also written to out/metrics.json)."""
     dist = dist or Dist()
-    device = pick_device(args.device, local_rank=dist.local_rank if dist.world > 1 else None)
+    device = pick_device(args.device, training=False, local_rank=dist.local_rank if dist.world > 1 else None)
     precision = choose_precision(device, args.precision)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -227,7 +254,9 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     seed_everything(seed)
     model = load_classifier(args, device)
-    optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, compile=args.compile)
+    if dist.main:
+        warn_cpu_training(device, model)
+    optimizer = AdamW(param_groups(model, args.weight_decay, args.layer_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
@@ -249,9 +278,11 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
-    status, step = "completed", start_epoch * steps_per_epoch + start_batch
+    status, stopped_by, step = "completed", None, start_epoch * steps_per_epoch + start_batch
     first_step = step
     with StopFlag() as stop:
+        if dist.main:
+            tqdm.write(f"seed {seed}: {total - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
         for epoch in range(start_epoch, args.epochs):
             batches = batch_order(data.train, args.batch_size, shuffle=True, seed=seed, epoch=epoch, group_by_length=args.group_by_length)
             first = start_batch if epoch == start_epoch else 0
@@ -270,13 +301,14 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 bar.update(1)
                 if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
                     stop.set = True
+                stop.set = dist.any(stop.set)  # under torchrun, a signal to one rank stops all at this step
                 if log.due() or b == len(batches) - 1 or stop.set:
                     bar.set_postfix(**log.flush())
                 if stop.set:
                     break
             bar.close()
             if stop.set:
-                status = "interrupted"
+                status, stopped_by = "interrupted", stop.reason or "--stop-after-steps"
                 save(epoch, b + 1)
                 if dist.main:
                     tqdm.write(f"saved {ckpt_path}; continue with the same command plus --resume")
@@ -288,6 +320,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     metrics = {
         "status": status,
+        "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
         "seed": seed,
         "args": dataclasses.asdict(args),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -326,67 +359,116 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
     """Evaluate (test, and val when held out), record it in history, and keep the best epoch's model:
     the best val accuracy when there is a val set, otherwise the last epoch. Returns the new best."""
     pad = tokenizer.pad_token_id
-    record = {"epoch": epoch + 1, "step": step, **evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)}
+    record = {"epoch": epoch + 1, "step": step}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
     if data.val:
         record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
     history["epochs"].append(record)
-    score = record["val"]["accuracy"] if data.val else record["epoch"]  # no val set: the last epoch
+    score = record["val"]["accuracy"] if data.val else record["epoch"]  # never the test split; no val set: the last epoch
     if best is None or score > best["score"]:
         best = {"score": score, **record}
         if args.save_model and (data.val or epoch + 1 == args.epochs):
-            model.save_pretrained(out / "model", tokenizer=tokenizer)
-    tqdm.write(f"seed {seed} epoch {epoch + 1}: test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}"
+            with saving(out / "model"):
+                model.save_pretrained(out / "model", tokenizer=tokenizer)
+    tqdm.write(f"seed {seed} epoch {epoch + 1}:"
+               + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
     return best
 
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
     """metrics.json, and with --plots the loss curve and the selected epoch's confusion matrix."""
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     history, best = metrics["history"], metrics["selected"]
     if args.plots and history["step"]:
-        plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
-        if best:
-            plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+        with saving(out / "curves.png"):
+            plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
+            if best and "confusion" in best:
+                plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+
+
+# What a fine-tuning run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "summary.json", "model", "curves.png", "confusion.png", "seed[0-9]*", "fold[0-9]*")
 
 
 def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
-    """Fine-tune once per seed; write output_dir/summary.json with the mean and std of the test accuracy."""
+    """Fine-tune once per seed (and per fold with --cv 10); write output_dir/summary.json with the mean and
+    std of the test accuracy over seeds (over folds with --cv). With --resume, runs that completed are
+    skipped and an interrupted one continues, so a 10-fold job can be finished in several sittings."""
     args.validate()
     device_type = "cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda") else "cpu"
     dist = Dist.from_env(device_type)
-    started = time.perf_counter()
-    tokenizer = BertTokenizer.from_pretrained(args.model)
-    data = prepare_data(args, tokenizer, reviews)
-    seeds = args.seeds or [args.seed]
     out = Path(args.output_dir)
+    if dist.main:  # before the corpus and the model: a folder that cannot be written is found at once
+        prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
+    dist.barrier()
+    started = time.perf_counter()
+    reviews = reviews if reviews is not None else load_movie_reviews()
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    seeds = args.seeds or [args.seed]
+    folds = (args.folds or list(range(1, N_FOLDS + 1))) if args.cv else [None]
     runs = []
-    for seed in seeds:
-        runs.append(train_one(args, data, tokenizer, seed, out / f"seed{seed}" if len(seeds) > 1 else out, dist))
+    for fold in folds:
+        data = prepare_data(args, tokenizer, reviews, fold)
+        for seed in seeds:
+            where = out / (f"fold{fold}" if fold else "") / (f"seed{seed}" if len(seeds) > 1 else "")
+            runs.append((args.resume and finished_run(where, args, seed)) or train_one(args, data, tokenizer, seed, where, dist))
+            runs[-1]["fold"] = fold
+            if runs[-1]["status"] != "completed":
+                break
         if runs[-1]["status"] != "completed":
             break
-    done = [r for r in runs if r["status"] == "completed" and r["selected"]]  # only rank 0 evaluates
-    acc = [r["selected"]["accuracy"] for r in done]
-    completed = sum(r["status"] == "completed" for r in runs) == len(seeds)
-    summary = {
+    summary = summarize(runs, args, len(folds) * len(seeds), data)
+    summary["wall_seconds"] = time.perf_counter() - started
+    if dist.main:
+        write_json(out / "summary.json", summary)
+        if summary["accuracy"]:
+            over = f"{len(summary['accuracy'])} fold(s)" if args.cv else f"{len(summary['accuracy'])} seed(s)"
+            print(f"test accuracy over {over}: {100 * summary['accuracy_mean']:.2f} +- {100 * summary['accuracy_std']:.2f}  "
+                  f"({', '.join(f'{100 * a:.2f}' for a in summary['accuracy'])}), wall {summary['wall_seconds']:.0f} s")
+        if summary["val_accuracy"]:
+            print(f"val accuracy (held-out training reviews): {100 * statistics.mean(summary['val_accuracy']):.2f}")
+        print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def finished_run(out: Path, args: FinetuneArgs, seed: int) -> dict | None:
+    """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    if metrics.get("status") != "completed":
+        return None
+    check_resume(metrics, args, RESUME_KEYS, path, seed)
+    return metrics
+
+
+def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -> dict:
+    """Mean +- std of the selected epochs' test accuracy: over seeds, or with --cv over folds (each fold's
+    accuracy being the mean over its seeds). Only rank 0 evaluates, so other ranks summarize nothing."""
+    done = [r for r in runs if r["status"] == "completed" and r["selected"]]
+    per_seed = [r["selected"].get("accuracy") for r in done if "accuracy" in r["selected"]]
+    if args.cv:
+        folds = sorted({r["fold"] for r in done})
+        acc = [statistics.mean(r["selected"]["accuracy"] for r in done if r["fold"] == f) for f in folds] if per_seed else []
+    else:
+        folds, acc = [], per_seed
+    completed = sum(r["status"] == "completed" for r in runs) == expected
+    return {
         "status": "completed" if completed else "interrupted",
-        "seeds": [r["seed"] for r in done],
-        "accuracy": acc,
+        "stopped_by": None if completed else runs[-1]["stopped_by"],
+        "seeds": sorted({r["seed"] for r in done}),
+        "folds": folds,
+        "accuracy": acc,  # per seed, or per fold with --cv
         "accuracy_mean": statistics.mean(acc) if acc else None,
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-        "f1_mean": statistics.mean(r["selected"]["f1"] for r in done) if done else None,
-        "wall_seconds": time.perf_counter() - started,
+        "f1_mean": statistics.mean(r["selected"]["f1"] for r in done) if per_seed else None,
+        "val_accuracy": [r["selected"]["val"]["accuracy"] for r in done if "val" in r["selected"]],
         "train_examples": len(data.train),
         "test_reviews": data.n_test_docs,
         "args": dataclasses.asdict(args),
     }
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        if acc:
-            print(f"test accuracy over {len(acc)} seed(s): {100 * summary['accuracy_mean']:.2f} +- "
-                  f"{100 * summary['accuracy_std']:.2f}  ({', '.join(f'{100 * a:.2f}' for a in acc)}), "
-                  f"wall {summary['wall_seconds']:.0f} s")
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
-    return summary

@@ -295,8 +295,11 @@ def atomic_write(path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode any file the user writes gets
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

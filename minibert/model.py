@@ -298,6 +298,11 @@ class BertModel(BertPreTrainedModel):
     def validate_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
         """Raise InputError, with the fix, for inputs that would otherwise fail deep inside an embedding lookup
         (or as a CUDA device-side assert that kills the process)."""
+        self.check_shapes(input_ids, attention_mask, token_type_ids)  # free: shapes are known on the CPU
+        if not torch.compiler.is_compiling():  # a data-dependent check would break the graph
+            self.check_ids(input_ids, token_type_ids)  # reads the values: costs a host sync
+
+    def check_shapes(self, input_ids, attention_mask, token_type_ids) -> None:
         c = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
@@ -318,9 +323,9 @@ class BertModel(BertPreTrainedModel):
         for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if t is not None and tuple(t.shape) != (B, T):
                 raise InputError(f"{name} has shape {tuple(t.shape)} but input_ids has shape {(B, T)}")
-        if torch.compiler.is_compiling():
-            return  # a data-dependent check would break the graph; the tokenizer only makes valid ids
 
+    def check_ids(self, input_ids, token_type_ids) -> None:
+        c = self.config
         bad_ids = (input_ids < 0) | (input_ids >= c.vocab_size)  # (B, T)
         bad_types = torch.zeros((), dtype=torch.bool, device=input_ids.device)
         if token_type_ids is not None:

@@ -17,22 +17,48 @@ of one small kernel per parameter), and matches `torch.optim.AdamW` to float32 r
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
     """Decay the matrices; not biases, LayerNorm parameters or other vectors (decaying a LayerNorm gain
-    toward 0 would fight the normalisation rather than regularise)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+    toward 0 would fight the normalisation rather than regularise).
+
+    layer_decay < 1: layer-wise learning-rate decay (Sun et al. 2019, "How to Fine-Tune BERT for Text
+    Classification?"; ELECTRA, Clark et al. 2020). The lower a layer, the more general what it holds, the
+    less it should move: with L encoder layers numbered 1 (bottom) to L (top),
+
+        lr_scale(embeddings) = layer_decay ** L
+        lr_scale(layer i)    = layer_decay ** (L - i)
+        lr_scale(pooler, task head) = 1
+
+    e.g. L = 6, layer_decay = 0.8: embeddings 0.26, layer 1 0.33, ..., layer 5 0.8, layer 6 1, head 1.
+    Each group carries its `lr_scale`; AdamW multiplies the learning rate by it (and so does the schedule).
+    Groups come top first, so groups[0] (whose lr the loops log) learns at the full rate.
+    """
+    L = getattr(getattr(model, "config", None), "num_hidden_layers", 0)
+    groups: dict[tuple[int, bool], list] = {}  # (depth from the top, decayed?) -> parameters
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        layer = re.search(r"\.layers\.(\d+)\.", name)  # "bert.encoder.layers.0.attn..." is layer i = 1
+        if layer_decay == 1 or not (layer or "embeddings." in name):
+            depth = 0  # pooler and task heads (or no decay at all)
+        elif layer:
+            depth = L - (int(layer.group(1)) + 1)
+        else:
+            depth = L  # the embeddings, below layer 1
+        groups.setdefault((depth, p.ndim >= 2), []).append(p)
+    if layer_decay == 1:  # two groups, as without layer decay
+        return [{"params": groups.get((0, True), []), "weight_decay": weight_decay},
+                {"params": groups.get((0, False), []), "weight_decay": 0.0}]
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": weight_decay if decayed else 0.0, "lr_scale": layer_decay**depth}
+        for (depth, decayed), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
     ]
 
 
@@ -55,6 +81,8 @@ class AdamW:
             params = [{"params": params}]
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         self.param_groups = [{**defaults, **g, "params": list(g["params"])} for g in params]
+        for g in self.param_groups:  # layer-wise lr decay (see param_groups): a group's lr is scaled once, here
+            g["lr"] *= g.get("lr_scale", 1.0)
         self.step_count = 0  # a Python int: the bias correction needs no tensor, hence no device sync
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
         # torch.compile fuses the per-tensor update below into a few kernels that read p, g, m, v once

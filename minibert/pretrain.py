@@ -20,9 +20,9 @@ continued pre-training, fit one GPU comfortably.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +43,19 @@ from .training import (
     LossLog,
     StopFlag,
     autocast,
+    check_options,
     choose_precision,
     optimizer_step,
     pick_device,
     plot_curves,
+    prepare_output_dir,
     resume_from,
     save_checkpoint,
+    saving,
     seed_everything,
+    warn_cpu_training,
+    write_json,
+    written,
 )
 
 # ---- The loss ---------------------------------------------------------------------------------------
@@ -89,6 +95,9 @@ RESUME_KEYS = ("model", "from_scratch", "hidden_size", "layers", "heads", "inter
                "weight_decay", "max_grad_norm", "mlm_prob", "max_predictions", "short_seq_prob", "whole_word_masking",
                "masking", "seed")
 
+# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png")
+
 DEFAULT_MODEL = "bert-base-uncased"
 DEFAULT_LR = {"continue": 1e-4, "scratch": 5e-4}
 
@@ -123,6 +132,7 @@ class PretrainArgs:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the training step
     resume: bool = False  # continue from output_dir/checkpoint.pt
+    overwrite: bool = False  # replace the earlier run in output_dir (its files only)
     save_every: int = 500  # steps between training checkpoints (0: only at the end and on Ctrl-C)
     log_every: int = 10  # steps between progress-bar updates (each reads the losses: a device sync)
     plots: bool = True
@@ -130,29 +140,20 @@ class PretrainArgs:
     progress: bool = True
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "hidden_size", "layers", "heads", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        check_options(self, positive=("steps", "batch_size", "hidden_size", "layers", "heads", "log_every"),
+                      limits=("limit_documents", "max_predictions"))
         if self.max_length < 5:
             raise ValueError(f"--max-length must be >= 5 ([CLS] A [SEP] B [SEP]), got {self.max_length}")
         if self.from_scratch and self.model is not None:
             raise ValueError("--model and --from-scratch exclude each other: continue a checkpoint, or build a new model")
         if not self.from_scratch and self.vocab is not None:
             raise ValueError("--vocab is only for --from-scratch: a pretrained model must keep its own vocabulary")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0 < self.mlm_prob < 1:
             raise ValueError(f"--mlm-prob must be in (0, 1), got {self.mlm_prob}")
         if not 0 <= self.short_seq_prob <= 1:
             raise ValueError(f"--short-seq-prob must be in [0, 1], got {self.short_seq_prob}")
-        if self.max_predictions is not None and self.max_predictions < 1:
-            raise ValueError(f"--max-predictions must be >= 1, got {self.max_predictions}")
         if self.masking not in ("dynamic", "static"):
             raise ValueError(f"--masking must be dynamic or static, got {self.masking!r}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.save_every < 0:
             raise ValueError(f"--save-every must be >= 0, got {self.save_every}")
 
@@ -219,17 +220,19 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
         the metrics also written to metrics.json ("status" is "completed" or "interrupted").
     """
     args.validate()
-    device = pick_device(args.device)
+    device = pick_device(args.device, training=False)
     precision = choose_precision(device, args.precision)
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
+    texts = read_texts(args, documents)  # before the model: a missing corpus is found at once
     seed_everything(args.seed)  # the initialisation of a new model or of missing heads, and dropout
     model, tokenizer = build_model(args)
     model.to(device).train()
-    docs = tokenize_documents(read_texts(args, documents), tokenizer)
+    warn_cpu_training(device, model)
+    docs = tokenize_documents(texts, tokenizer)
     masker = Masker.from_tokenizer(tokenizer, args.mlm_prob, args.predictions_per_seq, args.whole_word_masking)
 
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.peak_lr)
@@ -254,6 +257,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     bar = tqdm(total=args.steps, initial=step, desc="pre-training", disable=not args.progress, dynamic_ncols=True)
     examples, batches = None, []
     with StopFlag() as stop:
+        tqdm.write(f"pre-training: {args.steps - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
         while step < args.steps and not stop.set:
             examples, batches = epoch_batches(docs, masker, tokenizer, args, epoch)
             while next_batch < len(batches) and step < args.steps and not stop.set:
@@ -276,12 +280,14 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
                 epoch, next_batch = epoch + 1, 0
         bar.close()
         status = "interrupted" if stop.set and step < args.steps else "completed"
+        stopped_by = stop.reason if status == "interrupted" else None
         save()
         if status == "interrupted":
             tqdm.write(f"saved {ckpt_path} at step {step}; continue with the same command plus --resume")
 
     metrics = {
         "status": status,
+        "stopped_by": stopped_by,  # SIGINT, SIGTERM or None
         "args": dataclasses.asdict(args),
         "lr": args.peak_lr,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -300,6 +306,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     return metrics
 
 
+
 def read_texts(args: PretrainArgs, documents: list[list[str]] | None) -> list[list[str]]:
     """The documents given, or those of args.corpus, cut to --limit-documents."""
     texts = documents if documents is not None else load_corpus(args.corpus, args.exclude_test_reviews)
@@ -310,11 +317,14 @@ def write_outputs(args: PretrainArgs, out: Path, model: BertForPreTraining, toke
     if metrics["status"] == "completed" and args.save_model:
         # HF layout with the MLM and NSP heads and the vocabulary: scripts/finetune.py --model out/model,
         # scripts/fill_mask.py --model out/model and transformers' from_pretrained all read it.
-        model.save_pretrained(out / "model", tokenizer=tokenizer)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        with saving(out / "model"):
+            model.save_pretrained(out / "model", tokenizer=tokenizer)
+    write_json(out / "metrics.json", metrics)
     if args.plots and metrics["history"]["step"]:
         title = f"pre-training {'from scratch' if args.from_scratch else args.model or DEFAULT_MODEL}"
-        plot_curves(metrics["history"], out / "curves.png", title, losses={"mlm": "masked LM loss", "nsp": "next sentence loss"})
+        with saving(out / "curves.png"):
+            plot_curves(metrics["history"], out / "curves.png", title, losses={"mlm": "masked LM loss", "nsp": "next sentence loss"})
+    print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
 
 
 def _window_mean(history: dict, window: slice) -> dict | None:

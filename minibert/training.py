@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import json
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -32,18 +36,63 @@ class TrainingError(RuntimeError):
 
 def pick_device(requested: str = "auto", training: bool = True, local_rank: int | None = None) -> torch.device:
     """The device a run uses: "auto" is the GPU when there is one. Under torchrun (`local_rank` given) each
-    process takes its own GPU."""
+    process takes its own GPU. `training` on the CPU prints a general warning; the loops pass
+    training=False and call warn_cpu_training once the model, and so its size, is known."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise TrainingError(f"--device {requested!r} is not one minibert runs on: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingError(f"--device {requested}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
     if device.type == "cuda" and local_rank is not None:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if device.type == "cpu" and training:
-        print("warning: training on the CPU is slow (bert-base on movie_reviews: hours; on a GPU: minutes)", file=sys.stderr)
+        print("warning: training on the CPU is slow; use a GPU (--device cuda) for full runs", file=sys.stderr)
     return device
+
+
+def warn_cpu_training(device: torch.device, model) -> None:
+    """Say how large the model is that is about to train on the CPU (a few million parameters train
+    there in minutes; bert-base's 110M take hours per epoch of movie_reviews)."""
+    if device.type == "cpu":
+        n = model.num_parameters()
+        size = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+        print(f"warning: training a {size}-parameter model on the CPU; this is slow for large models (use a GPU, "
+              f"--device cuda, for full runs)", file=sys.stderr)
+
+
+def check_options(args, positive: tuple[str, ...] = (), limits: tuple[str, ...] = ()) -> None:
+    """The checks both loops' arguments share; each message names the command-line flag.
+
+    positive: options that must be >= 1. limits: --limit-* options, None (everything) or >= 1.
+    """
+    flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"{flag(name)} must be >= 1, got {getattr(args, name)}")
+    for name in limits:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"{flag(name)} must be >= 1, got {getattr(args, name)}; omit it to use everything")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if not 0 <= args.warmup < 1:
+        raise ValueError(f"--warmup is a fraction of the steps in [0, 1), got {args.warmup}")
+    if not args.weight_decay >= 0:
+        raise ValueError(f"--weight-decay must be >= 0 (a negative decay pushes weights away from 0), got {args.weight_decay}")
+    if not args.max_grad_norm >= 0:
+        raise ValueError(f"--max-grad-norm must be >= 0 (0 turns clipping off), got {args.max_grad_norm}")
+    if args.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"--precision must be auto, bf16 or fp32, got {args.precision!r}")
+    pick_device(args.device, training=False)  # --device tpu, or cuda without a GPU: refused before any work
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the earlier run, or replace it")
 
 
 def choose_precision(device: torch.device, requested: str = "auto") -> str:
@@ -89,6 +138,17 @@ class Dist:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def any(self, flag: bool) -> bool:
+        """True on every process when it is True on one (a signal reached only some ranks): all ranks must
+        stop at the same step, or the others would wait for it in the next all-reduce forever.
+        Under torchrun this is a small all-reduce, hence a device sync, per call."""
+        if self.world == 1:
+            return flag
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" else "cpu"
+        x = torch.tensor([int(flag)], device=device)
+        torch.distributed.all_reduce(x, op=torch.distributed.ReduceOp.MAX)
+        return bool(x.item())
+
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         """The mean of a scalar over all processes (the loss of the global batch)."""
         if self.world == 1:
@@ -127,11 +187,70 @@ def _as_tuple(x):
 # ---- The training checkpoint ----------------------------------------------------------------------------
 
 
+# ---- The output folder ----------------------------------------------------------------------------------
+
+# Files of minibert's own making: the temporary file of an atomic write of `name` is ".{name}.<random>.tmp".
+OUTPUT_NAMES = ("checkpoint.pt", "metrics.json", "summary.json", "curves.png", "confusion.png",
+                "model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json")
+
+
+def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, run_files: tuple[str, ...]) -> None:
+    """Before any model or corpus is loaded: make the folder, prove it writable, delete the temporary files
+    a killed run left behind, and refuse to mix a new run into an earlier one.
+
+    run_files: the names (glob patterns) a run writes in `out`; --overwrite deletes exactly those, nothing
+    else the folder holds.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".minibert-write-test."):
+            pass
+    except OSError as e:
+        raise TrainingError(f"cannot write to --output-dir {out}: {e.strerror or e}; choose a folder you can write to") from e
+    for prefix in ("", "*/", "*/*/"):  # out, out/model, out/seed0/model, ...
+        for name in OUTPUT_NAMES:
+            for stale in out.glob(f"{prefix}.{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+    earlier = sorted({p for pattern in run_files for p in out.glob(pattern)})
+    if earlier and not (resume or overwrite):
+        raise TrainingError(f"--output-dir {out} holds an earlier run ({', '.join(p.name for p in earlier)}); continue it "
+                            f"with --resume, replace it with --overwrite, or choose another --output-dir")
+    if overwrite:
+        for p in earlier:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def written(out: Path, run_files: tuple[str, ...]) -> list[str]:
+    """What a run left in `out`, for its last line: ["checkpoint.pt", "metrics.json", "model/", ...]."""
+    found = sorted({p for pattern in run_files for p in out.glob(pattern)})
+    return [p.name + "/" if p.is_dir() else p.name for p in found]
+
+
+@contextlib.contextmanager
+def saving(path: Path):
+    """Turn a failed write (a full disk, a lost permission) into one line. Every file is written atomically,
+    so what was written before, the last checkpoint included, stays intact."""
+    try:
+        yield
+    except OSError as e:
+        raise TrainingError(f"could not write {path}: {e.strerror or e}; the files written before it, the last checkpoint "
+                            f"included, are intact. Free some space or fix the permissions, then continue with --resume") from e
+
+
+def write_json(path: Path, obj) -> None:
+    with saving(path), atomic_write(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2))
+
+
 def save_training_state(path: Path, **state) -> None:
     """Everything needed to continue exactly where a run stopped, written atomically: a crash while
     saving leaves the previous checkpoint intact."""
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+    # Serialised in memory first (a transient copy of the checkpoint's size) and written by Python: torch's
+    # own file writer reports a full disk as a RuntimeError about zip offsets, Python's as the OSError it is.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with saving(path), atomic_write(path) as tmp:
+        Path(tmp).write_bytes(buffer.getbuffer())
 
 
 def save_checkpoint(path: Path, model, optimizer: AdamW, schedule: LinearWarmupDecay, args, elapsed: float, **position) -> None:
@@ -246,28 +365,41 @@ def check_finite(losses: torch.Tensor, last_step: int, checkpoint: Path | None =
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to stop after the current step (so the checkpoint is consistent); a second
-    Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) or SIGTERM (what `timeout`, `kill` and cluster schedulers send) asks the loop to stop
+    after the current step, so that the checkpoint it then saves is consistent; a second signal stops at once.
+
+    `signum` is the signal that came (None for a stop the loop asked for itself); scripts exit with
+    128 + signum, as a shell reports a process killed by that signal: 130 for Ctrl-C, 143 for SIGTERM.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.set = False
+        self.signum: int | None = None
 
     def __enter__(self):
-        self.previous = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():  # only the main thread may handle signals
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.set:
             raise KeyboardInterrupt
-        self.set = True
-        print("Ctrl-C: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort)", file=sys.stderr)
+        self.set, self.signum = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"{name}: finishing this step, saving a checkpoint, then exiting (send it again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
         return False
+
+    @property
+    def reason(self) -> str | None:
+        """"SIGINT", "SIGTERM", or None."""
+        return signal.Signals(self.signum).name if self.signum else None
 
 
 # ---- Plots ----------------------------------------------------------------------------------------------
@@ -275,7 +407,7 @@ class StopFlag:
 
 def plot_curves(history: dict, path: Path, title: str = "", losses: dict[str, str] | None = None) -> None:
     """One panel per training loss (raw and smoothed, per step) and, when history has "epochs", one with
-    the test accuracy and F1 per epoch.
+    the test accuracy and F1 and the val accuracy per epoch (those that were measured).
 
     losses: {history key: axis label}; fine-tuning has {"loss": "training loss"}, pre-training
     {"mlm": "masked LM loss", "nsp": "next sentence loss"}.
@@ -293,10 +425,12 @@ def plot_curves(history: dict, path: Path, title: str = "", losses: dict[str, st
         plot_loss(ax, history.get("step", []), history.get(key, []), label)
     if epochs:
         ax = axes[0, -1]
-        for key in ("accuracy", "f1"):
-            ax.plot([e["epoch"] for e in epochs], [e[key] for e in epochs], marker="o", label=key)
+        x = [e["epoch"] for e in epochs]
+        for label, value in (("test accuracy", lambda e: e.get("accuracy")), ("test F1", lambda e: e.get("f1")),
+                             ("val accuracy", lambda e: e.get("val", {}).get("accuracy"))):
+            if value(epochs[0]) is not None:
+                ax.plot(x, [value(e) for e in epochs], marker="o", label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test")
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()

@@ -9,7 +9,8 @@
 import argparse
 import sys
 
-from minibert.inspection import InspectionError, fill_mask, format_fill_mask, load_masked_lm
+from minibert.cli import main_for
+from minibert.inspection import fill_mask, format_fill_mask, load_masked_lm
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,18 +24,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        model, tokenizer, warning = load_masked_lm(args.model, args.device)
-        if warning:
-            print(f"\n!!! WARNING: {warning}\n", file=sys.stderr)
-        predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k, text_pair=args.pair)
-    except (InspectionError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args) -> None:
+    model, tokenizer, warning = load_masked_lm(args.model, args.device)
+    if warning:
+        print(f"\n!!! WARNING: {warning}\n", file=sys.stderr)
+    predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k, text_pair=args.pair)
     print(format_fill_mask(args.text if args.pair is None else f"{args.text} || {args.pair}", predictions))
-    return 0
+
+
+def main(argv=None) -> int:
+    return main_for(run, parser().parse_args(argv))  # a bad model or text: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -3,7 +3,14 @@
 
     python scripts/finetune.py                                   # bert-base-uncased from the Hub, defaults
     python scripts/finetune.py --model path/to/bert --seeds 0 1 2 3 4
+    python scripts/finetune.py --val-size 200 --no-test          # compare recipes without looking at the test split
+    python scripts/finetune.py --cv 10                           # Pang & Lee's 10-fold cross-validation
     torchrun --nproc_per_node=2 scripts/finetune.py ...          # DistributedDataParallel
+
+A folder that holds an earlier run is never overwritten silently: continue it with --resume, or replace it
+with --overwrite. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 after
+Ctrl-C, 143 after SIGTERM); the same command plus --resume continues exactly. Errors in the input are one
+line on stderr and exit code 2.
 """
 
 import sys
@@ -25,16 +32,24 @@ HELP = {
     "warmup": "fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly to 0)",
     "weight_decay": "AdamW decoupled weight decay (not on biases and LayerNorm)",
     "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
+    "layer_decay": "layer-wise learning-rate decay: layer i of L learns at lr x layer-decay^(L-i), the embeddings at "
+                   "lr x layer-decay^L, the head at lr (Sun et al. 2019); 1 turns it off",
     "classifier_dropout": "dropout before the classifier (default: the checkpoint's hidden dropout)",
     "seed": "random seed (initialisation of the classifier, data order, dropout)",
     "seeds": "run once per seed and report the mean +- std of the test accuracy",
-    "val_size": "training reviews held out (half per class) to choose the best epoch; 0 keeps the last epoch",
+    "val_size": "training reviews held out (half per class: the highest-numbered training files) to choose the best "
+                "epoch, and to compare recipes; 0 keeps the last epoch",
+    "test": "evaluate on the test reviews; --no-test (with --val-size) chooses a recipe without ever scoring the test split",
+    "cv": "10: Pang & Lee's 10-fold cross-validation (cv000-cv099 = fold 1, ..., cv900-cv999 = fold 10), each fold "
+          "tested once by a model trained on the other nine, reported as mean +- std over folds; 0: the fixed split",
+    "folds": "with --cv 10: run only these folds (the rest can follow later with --resume)",
     "eval_batch_size": "examples per batch at evaluation",
     "group_by_length": "batch reviews of similar length together (less padding)",
     "device": "auto (cuda when available), cuda, cuda:N or cpu",
     "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
     "compile": "torch.compile the model and the AdamW update (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
+    "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",
     "stop_after_steps": "stop like Ctrl-C after this many optimizer steps (save a checkpoint; continue with --resume)",
     "limit_train": "use only this many training reviews, half per class (quick checks)",
     "limit_test": "use only this many test reviews, half per class (quick checks)",

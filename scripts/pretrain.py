@@ -7,8 +7,10 @@
     python scripts/finetune.py --model runs/pretrain/model                 # then fine-tune what it saved
 
 Text files: documents separated by blank lines, one sentence per line. By default only the training reviews
-(cv000-cv799) are read, so that the fine-tuning test reviews stay unseen. Ctrl-C saves a checkpoint and exits;
-the same command plus --resume continues it. Writes output-dir/{model/, checkpoint.pt, metrics.json, curves.png}.
+(cv000-cv799) are read, so that the fine-tuning test reviews stay unseen. Ctrl-C or SIGTERM saves a checkpoint
+and exits (130 after Ctrl-C, 143 after SIGTERM); the same command plus --resume continues it. A folder that holds
+an earlier run is refused unless --resume or --overwrite is given. Writes output-dir/{model/, checkpoint.pt,
+metrics.json, curves.png}. Errors in the input are one line on stderr and exit code 2.
 """
 
 import sys
@@ -47,6 +49,7 @@ HELP = {
     "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
     "compile": "torch.compile the training step (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
+    "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",
     "save_every": "steps between training checkpoints (0: only at the end and on Ctrl-C)",
     "log_every": "steps between progress-bar updates",
     "plots": "write curves.png (MLM and NSP loss per step)",

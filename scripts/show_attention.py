@@ -13,7 +13,8 @@ the PNG: row = layer, column = head, each cell a T x T heatmap whose row i is wh
 import argparse
 import sys
 
-from minibert.inspection import InspectionError, attention, load_encoder, plot_attention, trace
+from minibert.cli import main_for
+from minibert.inspection import attention, load_encoder, plot_attention, trace
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,20 +32,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        model, tokenizer = load_encoder(args.model, args.device)
-        if args.trace:
-            print(trace(model, tokenizer, args.text, args.pair).format())
-        tokens, probs = attention(model, tokenizer, args.text, args.pair)
-        title = args.text if args.pair is None else f"{args.text}  ||  {args.pair}"
-        drawn = plot_attention(tokens, probs, args.output, title=title, layer=args.layer, head=args.head, dpi=args.dpi)
-    except (InspectionError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args) -> None:
+    model, tokenizer = load_encoder(args.model, args.device)
+    if args.trace:
+        print(trace(model, tokenizer, args.text, args.pair).format())
+    tokens, probs = attention(model, tokenizer, args.text, args.pair)
+    title = args.text if args.pair is None else f"{args.text}  ||  {args.pair}"
+    drawn = plot_attention(tokens, probs, args.output, title=title, layer=args.layer, head=args.head, dpi=args.dpi)
     print(f"wrote {drawn.path}: {drawn.rows} layer(s) x {drawn.cols} head(s), {drawn.size_px[0]} x {drawn.size_px[1]} px")
-    return 0
+
+
+def main(argv=None) -> int:
+    return main_for(run, parser().parse_args(argv))  # a bad model, text or --layer: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -338,3 +338,95 @@ def test_predict_script_labels_texts_and_files_and_reports_bad_input(tiny_dir, t
     assert "missing.txt" in capsys.readouterr().err
     assert predict.main(["--model", str(tiny_dir)]) == 2
     assert "nothing to classify" in capsys.readouterr().err
+
+
+# ---- The protocol: Pang & Lee's ten folds, choosing on held-out training reviews, layer-wise lr decay ----
+
+
+def test_pang_lee_folds_follow_the_file_names(reviews):
+    assert [D.fold_of(f"neg/cv{n:03d}_1.txt") for n in (0, 99, 100, 455, 899, 900, 999)] == [1, 1, 2, 5, 9, 10, 10]
+    folds = D.pang_lee_folds(reviews)
+    assert len(folds) == 10
+    for k, fold in enumerate(folds, start=1):
+        assert len(fold) == 200 and sum(r.label for r in fold) == 100
+        assert {D.file_number(r.fileid) // 100 for r in fold} == {k - 1}
+    assert sorted(r.fileid for fold in folds for r in fold) == sorted(r.fileid for r in reviews)
+    train, test = D.cv_split(reviews, 3)
+    assert [r.fileid for r in test] == [r.fileid for r in folds[2]]
+    assert len(train) == 1800 and not {r.fileid for r in train} & {r.fileid for r in test}
+    assert {r.fileid for r in D.split(reviews)[1]} == {r.fileid for r in folds[8] + folds[9]}  # the fixed test split
+    with pytest.raises(ValueError, match="fold must be between 1 and 10"):
+        D.cv_split(reviews, 11)
+
+
+def test_validation_reviews_are_the_last_training_files_never_test_files(reviews, vocab_path):
+    tok = minibert.BertTokenizer(vocab_path)
+    args = FinetuneArgs(val_size=10, truncation="head", max_length=32, limit_test=2)
+    for fold in (None, 10, 1):
+        train_reviews, _ = D.split(reviews) if fold is None else D.cv_split(reviews, fold)
+        data = prepare_data(args, tok, reviews, fold)
+        assert data.n_val_docs == 10 and len(data.train) == len(train_reviews) - 10
+        # the five highest-numbered training files of each class: cv795-cv799 (fixed split), cv895-cv899 (fold 10),
+        # cv995-cv999 (fold 1)
+        numbers = {None: range(795, 800), 10: range(895, 900), 1: range(995, 1000)}[fold]
+        expected = [r for r in train_reviews if D.file_number(r.fileid) in numbers]
+        assert len(expected) == 10
+        assert [e.input_ids for e in data.val] == [e.input_ids for e in D.encode_reviews(expected, tok, "head", max_length=32)]
+        assert not {tuple(e.input_ids) for e in data.val} & {tuple(e.input_ids) for e in data.train}
+
+
+def test_choosing_on_val_never_evaluates_the_test_split(tiny_dir, reviews, tmp_path):
+    """--no-test with --val-size: the recipe-selection mode. The test reviews are never scored; the epoch kept
+    is the one with the best val accuracy. Layer-wise lr decay runs through the same loop."""
+    summary = run(quick(tiny_dir, tmp_path, epochs=3, val_size=8, test=False, layer_decay=0.8, save_model=False), reviews)
+    assert summary["status"] == "completed" and summary["test_reviews"] == 0
+    assert summary["accuracy"] == [] and summary["accuracy_mean"] is None and len(summary["val_accuracy"]) == 1
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    epochs = metrics["history"]["epochs"]
+    assert all("accuracy" not in e and "confusion" not in e and e["val"]["n"] == 8 for e in epochs)
+    best = max(epochs, key=lambda e: e["val"]["accuracy"])  # the first of the best, as the loop keeps it
+    assert metrics["selected"]["epoch"] == best["epoch"]
+    assert metrics["args"]["layer_decay"] == 0.8
+    with pytest.raises(ValueError, match="--no-test needs --val-size"):
+        run(quick(tiny_dir, tmp_path / "x", test=False), reviews)
+
+
+def test_cv_10_tests_each_fold_once_and_resumes_fold_by_fold(tiny_dir, reviews, tmp_path):
+    """Two folds in a first sitting (--folds 1 2), the other eight with --resume: the finished folds are
+    skipped (their files untouched), and the summary is the mean +- std over the ten folds."""
+    settings = dict(cv=10, epochs=1, limit_train=4, limit_test=4, save_model=False)
+    first = run(quick(tiny_dir, tmp_path, folds=[1, 2], **settings), reviews)
+    assert first["status"] == "completed" and first["folds"] == [1, 2] and len(first["accuracy"]) == 2
+    kept = {k: (tmp_path / f"fold{k}" / "metrics.json").read_bytes() for k in (1, 2)}
+    summary = run(quick(tiny_dir, tmp_path, resume=True, **settings), reviews)
+    assert summary["status"] == "completed" and summary["folds"] == list(range(1, 11))
+    assert {k: (tmp_path / f"fold{k}" / "metrics.json").read_bytes() for k in (1, 2)} == kept  # skipped, not redone
+    per_fold = [json.loads((tmp_path / f"fold{k}" / "metrics.json").read_text())["selected"]["accuracy"] for k in range(1, 11)]
+    assert summary["accuracy"] == per_fold and summary["accuracy"][:2] == first["accuracy"]
+    assert summary["accuracy_mean"] == pytest.approx(sum(per_fold) / 10)
+    assert summary["accuracy_std"] == pytest.approx(torch.tensor(per_fold).std().item())
+    assert json.loads((tmp_path / "summary.json").read_text())["folds"] == list(range(1, 11))
+    with pytest.raises(ValueError, match="--cv must be 10"):
+        run(quick(tiny_dir, tmp_path / "x", cv=5), reviews)
+
+
+def test_layer_decay_scales_each_layers_learning_rate():
+    cfg = minibert.BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
+    model = minibert.BertForSequenceClassification(cfg)
+    assert len(param_groups(model, 0.01)) == 2 and len(param_groups(model, 0.01, layer_decay=1.0)) == 2  # off by default
+    groups = param_groups(model, 0.01, layer_decay=0.5)
+    opt = AdamW(groups, lr=1e-3)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
+    assert len(lr_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
+    expected = {"bert.embeddings": 0.125, "bert.encoder.layers.0": 0.25, "bert.encoder.layers.1": 0.5,
+                "bert.encoder.layers.2": 1.0, "bert.pooler": 1.0, "classifier": 1.0}
+    for name, p in model.named_parameters():
+        scale = next(v for k, v in expected.items() if name.startswith(k + "."))
+        lr, wd = lr_of[id(p)]
+        assert lr == pytest.approx(1e-3 * scale), name
+        assert wd == (0.01 if p.ndim >= 2 else 0.0), name
+    sched = LinearWarmupDecay(opt, warmup_steps=2, total_steps=10)
+    for _ in range(5):
+        sched.step()
+    assert sched.lr == pytest.approx(1e-3 * 5 / 8)  # groups[0] is the top: the logged lr is the full one
+    assert [g["lr"] / sched.lr for g in opt.param_groups] == pytest.approx([g["lr_scale"] for g in groups])

@@ -4,6 +4,8 @@ and compare every output, every loss and every gradient."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import transformers
@@ -81,11 +83,35 @@ def padded_batch(cfg: BertConfig, lengths=(17, 9, 13), seed=0):
     return g, ids, mask, types
 
 
-def twin(name: str, cfg: BertConfig, attn="eager"):
+def scramble_like_trained(model: torch.nn.Module, seed: int = 0) -> None:
+    """Weights at the scale of a trained network instead of BERT's initial ones, where LayerNorm is the
+    identity, every bias is 0 and N(0, 0.02) weights make attention almost uniform and GELU's inputs tiny:
+    there, swapping two biases or replacing GELU with its tanh approximation hardly moves an output.
+
+    Here LayerNorm gains are 1 +- 0.1, biases and LayerNorm shifts N(0, 0.2), embeddings N(0, 0.3^2), and each
+    Linear weight N(0, 1.5^2 / fan_in), so a projection's outputs have a variance about 2 and attention
+    logits a spread of about 2: attention is far from uniform, and GELU works on its curved part."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            z = torch.randn(p.shape, generator=g)
+            if name.endswith(("LayerNorm.weight", "norm.weight")):  # transformers' names and minibert's
+                p.copy_(1 + 0.1 * z)
+            elif p.dim() == 1:
+                p.copy_(0.2 * z)
+            elif "embeddings" in name:
+                p.copy_(0.3 * z)
+            else:
+                p.copy_(1.5 * z / math.sqrt(p.shape[1]))
+
+
+def twin(name: str, cfg: BertConfig, attn="eager", scrambled=False):
     """A transformers model with random weights and the minibert model holding the same weights."""
     mb_cls, hf_cls, labels = CLASSES[name]
     torch.manual_seed(0)
     hf = hf_cls(transformers.BertConfig(**cfg.to_dict(), attn_implementation=attn)).eval()
+    if scrambled:
+        scramble_like_trained(hf)
     mb = mb_cls(cfg).eval()  # eval: dropout off, so both compute the same deterministic function
     report = load_state_dict(mb, hf.state_dict())
     assert not report.initialized and not report.missing
@@ -109,20 +135,26 @@ def scalar(out) -> torch.Tensor:
     return out.last_hidden_state.pow(2).mean() + out.pooler_output.mean()
 
 
-def check_parity(name, cfg, attn_impl):
+def check_parity(name, cfg, attn_impl, scrambled=False):
     g, ids, mask, types = padded_batch(cfg)
     cfg.attn_implementation = attn_impl
-    hf, mb, make_labels = twin(name, cfg)
+    hf, mb, make_labels = twin(name, cfg, scrambled=scrambled)
     labels = make_labels(g, *ids.shape, cfg) if make_labels else {}
     kw = dict(attention_mask=mask, token_type_ids=types, output_hidden_states=True)
     # attentions are returned by the written-out path; hidden states are compared for both paths
     want_attn = attn_impl == "math"
     h = hf(ids, **kw, output_attentions=want_attn, **labels)
     m = mb(ids, **kw, output_attentions=want_attn, **labels)
-    ho, mo = outputs(h), outputs(m)
-    assert set(ho) == set(mo), set(ho) ^ set(mo)
+    mo = assert_same_outputs_and_gradients(name, hf, h, mb, m)
     if want_attn:
         assert len(mo) > 2 * cfg.num_hidden_layers
+
+
+def assert_same_outputs_and_gradients(name, hf, h, mb, m) -> dict[str, torch.Tensor]:
+    """Every output of minibert's `m` equals transformers' `h`, and so does every parameter's gradient of
+    `scalar` of them. Returns minibert's outputs by name."""
+    ho, mo = outputs(h), outputs(m)
+    assert set(ho) == set(mo), set(ho) ^ set(mo)
     for key in ho:
         torch.testing.assert_close(mo[key], ho[key], **TOL, msg=lambda s, key=key: f"{name} {key}: {s}")
 
@@ -135,6 +167,7 @@ def check_parity(name, cfg, attn_impl):
     for key, grad in mb_grads.items():
         assert grad is not None, key
         torch.testing.assert_close(grad, hf_grads[key], **TOL, msg=lambda s, key=key: f"{name} grad {key}: {s}")
+    return mo
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
@@ -151,6 +184,40 @@ def test_parity_bert_base_shape(name):
 
 def test_parity_bert_base_shape_sdpa():
     check_parity("BertForSequenceClassification", BertConfig(**BASE), "sdpa")
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+@pytest.mark.parametrize("attn_impl", ["math", "sdpa"])
+def test_parity_small_config_scrambled_weights(name, attn_impl):
+    check_parity(name, BertConfig(**SMALL), attn_impl, scrambled=True)
+
+
+def test_parity_bert_base_shape_scrambled_weights():
+    check_parity("BertForSequenceClassification", BertConfig(**BASE), "math", scrambled=True)
+
+
+def test_scrambled_weights_make_attention_far_from_uniform():
+    """What makes the scrambled parity tests sharper: no attention row is close to uniform."""
+    cfg = BertConfig(**SMALL, attn_implementation="math")
+    _, mb, _ = twin("BertModel", cfg, scrambled=True)
+    ids = torch.randint(1, cfg.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    probs = torch.stack(mb(ids, output_attentions=True).attentions)  # (L, B, nh, T, T)
+    assert probs.max(-1).values.mean() > 3 / 16  # uniform would be 1/16 everywhere
+
+
+def test_parity_on_real_minilm_weights_with_gradients(minilm_dir, review_texts):
+    """The real pretrained weights, real reviews, a padded batch: every hidden state, attention map,
+    pooler output and parameter gradient agrees with transformers."""
+    tokenizer = minibert.BertTokenizer.from_pretrained(minilm_dir)
+    batch = tokenizer(review_texts[:3], max_length=48, truncation=True, padding="longest", return_tensors="pt")
+    batch["attention_mask"][1, 20:] = 0  # one row shorter than the others
+    batch["input_ids"][1, 20:] = 0
+    hf = transformers.BertModel.from_pretrained(minilm_dir, attn_implementation="eager").eval()
+    mb = minibert.BertModel.from_pretrained(minilm_dir, attn_implementation="math")
+    kw = dict(output_hidden_states=True, output_attentions=True)
+    h, m = hf(**batch, **kw), mb(**batch, **kw)
+    compared = assert_same_outputs_and_gradients("MiniLM", hf, h, mb, m)
+    assert len(compared) == 2 + 7 + 6  # last hidden state, pooler, 7 hidden states, 6 attention maps
 
 
 def test_parity_with_hf_sdpa_attention():
@@ -186,16 +253,18 @@ def test_an_all_ones_mask_is_dropped_and_a_padding_mask_kept():
 @settings(max_examples=25, deadline=None)
 @given(
     B=st.integers(1, 4),
-    T=st.integers(1, 24),
+    T=st.integers(1, 130),
     heads=st.sampled_from([1, 2, 4, 8]),
+    head_size=st.integers(4, 64),
     layers=st.integers(1, 3),
-    pad=st.lists(st.integers(0, 24), min_size=4, max_size=4),
+    pad=st.lists(st.integers(0, 130), min_size=4, max_size=4),
 )
-def test_math_and_sdpa_paths_agree_on_any_shape(B, T, heads, layers, pad):
-    cfg = BertConfig(vocab_size=50, hidden_size=8 * heads, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=24, max_position_embeddings=24)
+def test_math_and_sdpa_paths_agree_on_any_shape(B, T, heads, head_size, layers, pad):
+    cfg = BertConfig(vocab_size=50, hidden_size=head_size * heads, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=24, max_position_embeddings=130)
     torch.manual_seed(B * 100 + T)
     model = minibert.BertModel(cfg).eval()
+    scramble_like_trained(model)  # attention far from uniform, so a difference between the paths shows
     ids = torch.randint(0, 50, (B, T))
     mask = (torch.arange(T)[None, :] < torch.tensor([max(1, T - p) for p in pad[:B]])[:, None]).long()
     fused = model(ids, attention_mask=mask, output_hidden_states=True)

@@ -484,3 +484,28 @@ def test_script_documents_every_option_and_runs(tmp_path, topic_vocab, topic_cor
     assert rc == 0 and (tmp_path / "model" / "model.safetensors").is_file()
     assert script.main(["--model", "x", "--from-scratch"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_script_refuses_an_earlier_run_overwrites_when_told_and_checks_limits(tmp_path, topic_vocab, topic_corpus, capsys):
+    script = load_script("pretrain")
+    common = ["--from-scratch", "--vocab", str(topic_vocab), "--corpus", str(topic_corpus), "--hidden-size", "32",
+              "--layers", "1", "--heads", "2", "--max-length", "32", "--batch-size", "8", "--steps", "2",
+              "--device", "cpu", "--output-dir", str(tmp_path), "--no-progress", "--no-plots"]
+    assert script.main(common) == 0
+    assert f"outputs in {tmp_path}/: checkpoint.pt, metrics.json, model/" in capsys.readouterr().out
+    before = (tmp_path / "metrics.json").read_bytes()
+    assert script.main([*common, "--lr", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run" in err and "--resume" in err and "--overwrite" in err
+    assert (tmp_path / "metrics.json").read_bytes() == before
+    assert script.main([*common, "--lr", "1e-3", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["args"]["lr"] == 1e-3
+    err = capsys.readouterr().err
+    assert "K-parameter model on the CPU" in err and "bert-base" not in err  # its real size (32.7K), not bert-base
+    for bad, message in ((["--limit-documents", "0"], "--limit-documents must be >= 1"),
+                         (["--max-grad-norm=-1"], "--max-grad-norm must be >= 0"),
+                         (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+                         (["--device", "tpu"], "--device 'tpu'")):
+        assert script.main([*common, "--overwrite", *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err

@@ -267,11 +267,18 @@ def test_a_limited_alphabet_gives_unk_exactly_where_the_characters_alone_do(revi
 
 
 def test_shipped_vocabulary_is_what_the_script_trains(shipped_tokens, corpus_counts):
-    """The file is `python scripts/train_vocab.py` (defaults: 8000 tokens, min_frequency 2, likelihood):
-    training stops after any number of tokens, so its first 1000 lines are a 1000-token training."""
+    """The file is `python scripts/train_vocab.py` (defaults: 8000 tokens, min_frequency 2, likelihood),
+    every one of its 8000 lines (issue 13: this checked the first 1000)."""
     assert len(shipped_tokens) == 8000 == len(set(shipped_tokens))
     assert shipped_tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    assert train_wordpiece_from_counts(corpus_counts, 1000) == shipped_tokens[:1000]
+    assert train_wordpiece_from_counts(corpus_counts, 8000) == shipped_tokens
+
+
+def test_a_smaller_vocabulary_is_the_start_of_a_larger_one(corpus_counts):
+    """Training stops after any number of tokens: a 400-token vocabulary is the first 400 lines of an 800-token one."""
+    some = dict(sorted(corpus_counts.items())[::10])
+    larger = train_wordpiece_from_counts(some, 800)
+    assert len(larger) == 800 and train_wordpiece_from_counts(some, 400) == larger[:400]
 
 
 def test_shipped_vocabulary_beats_the_character_baseline(shipped_tokens, corpus_counts, review_texts, tmp_path):
