@@ -66,7 +66,6 @@ T_FT = "tests/test_finetune.py"
 T_PT = "tests/test_pretrain.py"
 T_PTX = "tests/test_pretraining_examples.py"
 T_OPT = "tests/test_optim.py"
-T_SPLIT = "tests/test_split.py"
 
 MUTANTS: list[Mutant] = [
     # ---- tokenizer --------------------------------------------------------------------------------
@@ -131,16 +130,21 @@ MUTANTS: list[Mutant] = [
       "TRAIN_FILES = range(0, 801)",
       [T_FT, "-k", "fixed_split"],
       "cv800, a test file, is also trained on"),
-    m("validation-review-also-trains", "minibert/finetune.py",
-      "(r.fileid) < cut]",
-      "(r.fileid) <= cut]",
-      [T_SPLIT],
-      "with --val-size, the first validation file of each class is trained on too"),
-    m("validation-slice-too-large", "minibert/finetune.py",
-      "cut = 800 - args.val_size // 2",
-      "cut = 800 - args.val_size",
-      [T_SPLIT],
-      "--val-size N holds out N reviews per class instead of N in all"),
+    m("validation-reviews-also-train", "minibert/finetune.py",
+      "train = [r for r in train if id(r) not in held]",
+      "train = list(train)",
+      [T_FT, "-k", "validation_reviews_are_the_last"],
+      "with --val-size, the validation reviews are trained on too"),
+    m("validation-lowest-files", "minibert/finetune.py",
+      "key=lambda r: file_number(r.fileid))[-(args.val_size // 2):]",
+      "key=lambda r: file_number(r.fileid))[: args.val_size // 2]",
+      [T_FT, "-k", "validation_reviews_are_the_last"],
+      "the validation slice takes the lowest-numbered training files instead of the highest"),
+    m("fold-boundary-off-by-one", "minibert/data.py",
+      "return file_number(fileid) // 100 + 1",
+      "return (file_number(fileid) + 1) // 100 + 1",
+      [T_FT, "-k", "pang_lee_folds"],
+      "Pang & Lee's folds shifted by one file: cv099 lands in fold 2"),
     m("labels-neg-pos-flipped", "minibert/data.py",
       'LABELS = ("neg", "pos")',
       'LABELS = ("pos", "neg")',
@@ -227,8 +231,8 @@ MUTANTS: list[Mutant] = [
       [T_OPT, "-k", "adamw"],
       "weight decay added to the gradient (Adam + L2) instead of decoupled"),
     m("decay-on-biases-and-layernorm", "minibert/optim.py",
-      "(decay if p.ndim >= 2 else no_decay).append(p)",
-      "decay.append(p)",
+      "groups.setdefault((depth, p.ndim >= 2), []).append(p)",
+      "groups.setdefault((depth, True), []).append(p)",
       [T_OPT, "-k", "decay_rule"],
       "param_groups decays biases and LayerNorm parameters too"),
     m("warmup-transformers-style", "minibert/optim.py",
