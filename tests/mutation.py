@@ -13,9 +13,11 @@ whether they failed (the mutant is CAUGHT) or passed (it SURVIVED: the suite has
     python tests/mutation.py --baseline  # first check that every selection passes on the unchanged code
 
 It exits with status 1 if any mutant survives, if its tests erred (collection error, no test selected,
-timeout), if a --baseline selection fails, or if a mutant's original text is no longer found exactly once in its file: when the code
-changes, the list must change with it, loudly. Run it after changing a test or the code a mutant names,
-and before relying on the suite to guard a refactoring; it is too slow for CI on every push.
+timeout), if a --baseline selection fails, or if a mutant's original text is no longer found exactly once
+in its file: when the code changes, the list must change with it, loudly. Run it after changing a test or
+the code a mutant names, and before relying on the suite to guard a refactoring; it is too slow for CI on
+every push. A new kind of bug the suite should catch is a new entry: the file, the exact original text,
+the replacement, the tests that must fail, and the bug in words.
 
 How it runs the tests: the copy holds minibert/, tests/, scripts/, vocab/, docs/, benchmarks/ and
 pyproject.toml, beside a link named `shared` to the real ../shared (the tests read the corpus and the
