@@ -39,7 +39,8 @@ class CorpusError(RuntimeError):
 class Review:
     fileid: str  # e.g. "pos/cv812_17924.txt"
     text: str
-    label: int  # 0 = neg, 1 = pos
+    label: int  # 0 = neg, 1 = pos (users' data: the index of its label name)
+    pair: str | None = None  # the second text of a sentence pair (segment B); movie reviews have none
 
 
 def load_movie_reviews(download: bool = True) -> list[Review]:
@@ -127,6 +128,7 @@ class Example:
     input_ids: list[int]  # [CLS] ... [SEP]
     label: int
     doc: int  # index of the review it came from (several examples per review with "chunks")
+    token_type_ids: list[int] | None = None  # segments of a pair: 0 for [CLS] A [SEP], 1 for B [SEP]; None: all 0
 
 
 def encode_reviews(
@@ -137,7 +139,12 @@ def encode_reviews(
     head: int = 128,
     stride: int = 128,
 ) -> list[Example]:
-    """Tokenize each review once and cut it to model inputs with the given truncation strategy."""
+    """Tokenize each review once and cut it to model inputs with the given truncation strategy.
+
+    A sentence pair becomes "[CLS] A [SEP] B [SEP]" with segments 0 and 1; it is cut longest-first (the longer
+    text loses tokens from its end) and only with strategy "head": the windows, heads and tails of one long
+    text have no meaning for two texts.
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown truncation strategy {strategy!r}; choose one of {STRATEGIES}")
     budget = max_length - 2  # room for [CLS] and [SEP]
@@ -150,6 +157,12 @@ def encode_reviews(
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     examples = []
     for i, review in enumerate(reviews):
+        if review.pair is not None:
+            if strategy != "head":
+                raise ValueError(f"sentence pairs are cut longest-first, not with truncation {strategy!r}; use --truncation head")
+            enc = tokenizer(review.text, review.pair, truncation="longest_first", max_length=max_length)
+            examples.append(Example(enc["input_ids"], review.label, i, enc["token_type_ids"]))
+            continue
         ids = tokenizer.encode(review.text, add_special_tokens=False)
         if strategy == "head":
             pieces = [ids[:budget]]
@@ -199,12 +212,17 @@ def collate(examples: list[Example], pad_id: int = 0) -> dict[str, torch.Tensor 
     T = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), T), dtype=torch.long)
+    pairs = any(e.token_type_ids is not None for e in examples)
+    types = torch.zeros((len(examples), T), dtype=torch.long) if pairs else None
     for row, e in enumerate(examples):
         ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
         mask[row, : len(e.input_ids)] = 1
+        if pairs and e.token_type_ids is not None:
+            types[row, : len(e.input_ids)] = torch.tensor(e.token_type_ids)
     return {
         "input_ids": ids,  # (B, T)
         "attention_mask": None if bool(mask.all()) else mask,  # (B, T) or None
+        "token_type_ids": types,  # (B, T) for sentence pairs; None: every token in segment A
         "labels": torch.tensor([e.label for e in examples]),  # (B,)
         "doc": torch.tensor([e.doc for e in examples]),  # (B,)
     }

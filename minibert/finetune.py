@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from . import labelled_texts
 from .data import (
     LABELS,
     N_FOLDS,
@@ -45,6 +48,7 @@ from .training import (
     Dist,
     LossLog,
     StopFlag,
+    WeightAverage,
     autocast,
     check_options,
     check_resume,
@@ -66,7 +70,8 @@ from .training import (
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
 RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", "batch_size", "lr", "warmup",
                "weight_decay", "max_grad_norm", "layer_decay", "classifier_dropout", "val_size", "limit_train",
-               "group_by_length", "cv")
+               "group_by_length", "cv", "average_last", "data", "test_data", "test_fraction", "split_seed", "text_column",
+               "pair_column", "label_column")
 
 
 @dataclass
@@ -84,6 +89,7 @@ class FinetuneArgs:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # 0 disables clipping
     layer_decay: float = 1.0  # layer-wise lr decay: layer i of L learns at lr * layer_decay ** (L - i); 1 = off
+    average_last: int = 0  # the model kept is the mean of the weights at the end of the last N epochs; 0 = off
     classifier_dropout: float | None = None  # None: the checkpoint's hidden dropout (0.1)
     seed: int = 0
     seeds: list[int] | None = None  # several runs, reported as mean +- std
@@ -105,6 +111,14 @@ class FinetuneArgs:
     plots: bool = True
     save_model: bool = True
     progress: bool = True
+    # Your own data instead of movie_reviews (see minibert/labelled_texts.py)
+    data: str | None = None  # a folder with one subfolder of .txt files per class, or a .csv / .tsv / .jsonl file
+    test_data: str | None = None  # the test set in the same layout; None: hold out test_fraction of --data
+    test_fraction: float = 0.2  # share of each class held out for testing when there is no --test-data
+    split_seed: int = 0  # the held-out test (and val) examples; the same for every --seeds run
+    text_column: str = "text"
+    pair_column: str | None = None  # second text of sentence pairs; None: "text_pair" when the table has it
+    label_column: str = "label"
 
     def validate(self) -> None:
         if self.truncation not in STRATEGIES:
@@ -117,6 +131,8 @@ class FinetuneArgs:
             raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
         if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
+        if not 0 <= self.average_last <= self.epochs:
+            raise ValueError(f"--average-last must be between 0 (off) and --epochs ({self.epochs}), got {self.average_last}")
         if not 0 < self.layer_decay <= 1:
             raise ValueError(f"--layer-decay must be in (0, 1] (1 turns it off), got {self.layer_decay}")
         if not self.test and not self.val_size:
@@ -125,6 +141,12 @@ class FinetuneArgs:
             raise ValueError(f"--cv must be {N_FOLDS} (Pang & Lee's folds) or 0 (the fixed split), got {self.cv}")
         if self.folds is not None and (not self.cv or not all(1 <= f <= N_FOLDS for f in self.folds)):
             raise ValueError(f"--folds takes fold numbers from 1 to {N_FOLDS}, with --cv {N_FOLDS}; got {self.folds}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
+        if self.test_data is not None and self.data is None:
+            raise ValueError("--test-data goes with --data (movie_reviews has its fixed test split)")
+        if self.data is not None and self.cv:
+            raise ValueError("--cv 10 runs movie_reviews' ten folds; with --data, give --test-data or --test-fraction")
 
 
 @dataclass
@@ -134,6 +156,8 @@ class Data:
     val: list[Example] = field(default_factory=list)
     n_test_docs: int = 0
     n_val_docs: int = 0
+    labels: tuple[str, ...] = LABELS  # label i is labels[i]
+    pairs: bool = False  # sentence pairs (segments A and B)
 
 
 def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None, fold: int | None = None) -> Data:
@@ -141,6 +165,8 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Rev
 
     The validation reviews (--val-size) are the highest-numbered training files of each class: they are
     never test reviews, so choosing an epoch or a recipe on them leaves the test split unseen."""
+    if args.data:
+        return prepare_own_data(args, tokenizer)
     reviews = reviews if reviews is not None else load_movie_reviews()
     train, test = split(reviews) if fold is None else cv_split(reviews, fold)
     if not args.test:
@@ -154,14 +180,46 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Rev
         train = balanced_subset(train, args.limit_train)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
+    return encode_splits(args, tokenizer, train, test, val)
+
+
+def encode_splits(args: FinetuneArgs, tokenizer: BertTokenizer, train: list[Review], test: list[Review], val: list[Review],
+                  labels: tuple[str, ...] = LABELS, pairs: bool = False) -> Data:
+    """Tokenize each review once and cut it with the run's truncation strategy."""
     stride = args.max_length // 4 if args.stride is None else args.stride
     enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
-    return Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val))
+    return Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val),
+                labels, pairs)
+
+
+def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
+    """--data: read and check the user's texts, hold out the test (and val) examples stratified, tokenize."""
+    train, test, labels = labelled_texts.load(
+        args.data, args.test_data, test_fraction=args.test_fraction, seed=args.split_seed,
+        text_column=args.text_column, pair_column=args.pair_column, label_column=args.label_column,
+    )
+    if not args.test:
+        test = []
+    val = []
+    if args.val_size:
+        train, val = labelled_texts.stratified_split(train, min(args.val_size / len(train), 1.0), args.split_seed + 1)
+    if args.limit_train:
+        train = balanced_subset(train, args.limit_train)
+    if args.limit_test:
+        test = balanced_subset(test, args.limit_test)
+    pairs = train[0].pair is not None
+    if pairs and args.truncation != "head":
+        raise ValueError(f"--data {args.data} holds sentence pairs, which are cut longest-first: "
+                         f"use --truncation head (not {args.truncation})")
+    return encode_splits(args, tokenizer, train, test, val, labels, pairs)
 
 
 def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
-    """The first n reviews, half per class (an odd n gives neg the extra one), in their original order."""
-    keep = {id(r) for c, k in ((0, n - n // 2), (1, n // 2)) for r in [r for r in reviews if r.label == c][:k]}
+    """The first n reviews, n // C per class of the C classes (the first n % C classes get one more: an odd n
+    gives neg the extra one), in their original order."""
+    classes = sorted({r.label for r in reviews})
+    share = {c: n // len(classes) + (k < n % len(classes)) for k, c in enumerate(classes)}
+    keep = {id(r) for c in classes for r in [r for r in reviews if r.label == c][: share[c]]}
     return [r for r in reviews if id(r) in keep]
 
 
@@ -169,8 +227,9 @@ def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
 
 
 @torch.inference_mode()
-def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0) -> torch.Tensor:
-    """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches."""
+def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
+    """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches (a tqdm `bar`
+    advances by each batch's examples)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
@@ -179,8 +238,11 @@ def predict_logits(model, examples: list[Example], batch_size: int, device, prec
         idx = order[s : s + batch_size]
         b = collate([examples[i] for i in idx], pad_id)
         with autocast(device, precision):
-            logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device)).logits
+            logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device),
+                           token_type_ids=_to(b["token_type_ids"], device)).logits
         out[idx] = logits.float().cpu()
+        if bar is not None:
+            bar.update(len(idx))
     model.train(was_training)
     return out
 
@@ -195,7 +257,7 @@ def review_metrics(logits: torch.Tensor, examples: list[Example], n_docs: int) -
     """Score reviews, not windows: a review's logits are the mean over its examples (one unless "chunks")."""
     doc = torch.tensor([e.doc for e in examples])
     labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
-    return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels)
+    return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels, logits.shape[1])
 
 
 def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -> torch.Tensor:
@@ -206,34 +268,120 @@ def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -
     return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]
 
 
-def classification_metrics(pred: torch.Tensor, labels: torch.Tensor) -> dict:
-    cm = [[int(((labels == t) & (pred == p)).sum()) for p in (0, 1)] for t in (0, 1)]  # rows true, cols predicted
-    tp, fp, fn = cm[1][1], cm[0][1], cm[1][0]
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return {"accuracy": float((pred == labels).float().mean()), "f1": f1, "confusion": cm, "n": int(labels.numel())}
+def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes: int = 2) -> dict:
+    """Accuracy, the confusion matrix (rows true, columns predicted), per-class precision / recall / F1 and
+    their macro mean. "f1" is the F1 of the positive class (label 1) with two classes, the macro F1 with more.
+
+    >>> m = classification_metrics(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), 3)
+    >>> m["confusion"], m["accuracy"], round(m["macro_f1"], 4)
+    ([[1, 0, 0], [0, 1, 0], [0, 1, 1]], 0.75, 0.7778)
+    """
+    cm = [[int(((labels == t) & (pred == p)).sum()) for p in range(num_classes)] for t in range(num_classes)]
+    per_class = []
+    for c in range(num_classes):
+        tp = cm[c][c]
+        fp = sum(cm[t][c] for t in range(num_classes)) - tp
+        fn = sum(cm[c]) - tp
+        per_class.append({"precision": tp / (tp + fp) if tp else 0.0, "recall": tp / (tp + fn) if tp else 0.0,
+                          "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "support": sum(cm[c])})
+    macro_f1 = sum(c["f1"] for c in per_class) / num_classes
+    return {"accuracy": float((pred == labels).float().mean()), "f1": per_class[1]["f1"] if num_classes == 2 else macro_f1,
+            "macro_f1": macro_f1, "confusion": cm, "per_class": per_class, "n": int(labels.numel())}
+
+
+# ---- Prediction -----------------------------------------------------------------------------------------
+
+SETTINGS_FILE = "minibert_finetune.json"  # beside config.json: how the saved model was fine-tuned
+
+
+def save_inference_settings(directory: Path, args: FinetuneArgs, labels: tuple[str, ...], pairs: bool) -> None:
+    """Record how texts were cut in training, so that prediction cuts them the same way."""
+    stride = args.max_length // 4 if args.stride is None else args.stride
+    settings = {"truncation": args.truncation, "max_length": args.max_length, "head": args.head, "stride": stride,
+                "pairs": pairs, "labels": list(labels)}
+    (Path(directory) / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def inference_settings(trained: dict, **given) -> dict:
+    """The truncation to predict with: what was given explicitly (not None), else what the model was
+    fine-tuned with, else the defaults (chunks of 512 overlapping by 128)."""
+    defaults = {"truncation": "chunks", "max_length": 512, "head": 128, "stride": None}
+    settings = {k: given.get(k) if given.get(k) is not None else trained.get(k, v) for k, v in defaults.items()}
+    if given.get("max_length") is not None and given.get("stride") is None:
+        settings["stride"] = None  # a new window size: its own default overlap
+    return settings
+
+
+def load_fine_tuned(path, dtype=None) -> tuple[BertForSequenceClassification, BertTokenizer, dict]:
+    """A fine-tuned classifier, its tokenizer and its recorded fine-tuning settings ({} when there are none).
+
+    Refuses what would print confident-looking nonsense: a checkpoint whose classifier was never trained
+    (a pretrained encoder: from_pretrained initialises the classifier at random) and non-finite weights.
+    """
+    log = logging.getLogger("minibert")
+    level = log.level
+    log.setLevel(logging.ERROR)  # the "initialised randomly" warning becomes the error below
+    try:
+        model, report = BertForSequenceClassification.from_pretrained(path, output_loading_info=True, dtype=dtype)
+    finally:
+        log.setLevel(level)
+    if report.initialized:
+        raise ValueError(f"--model {path} holds no trained classifier ({', '.join(report.initialized)} would be random): "
+                         f"it was never fine-tuned; fine-tune it first with scripts/finetune.py --model {path}")
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ValueError(f"--model {path}: {len(bad)} weight tensors hold NaN or inf ({', '.join(bad[:3])}, ...); "
+                         f"the model is broken: use an earlier checkpoint or fine-tune again")
+    settings_file = Path(path) / SETTINGS_FILE
+    trained = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    return model, BertTokenizer.from_pretrained(path), trained
 
 
 @torch.inference_mode()
-def classify(model, tokenizer: BertTokenizer, texts: list[str], *, truncation: str = "chunks", max_length: int = 512,
-             head: int = 128, stride: int | None = None, batch_size: int = 64, device="auto", precision: str = "auto") -> list[dict]:
-    """Label each text with a fine-tuned classifier: {"label", "probability", "probabilities"} per text.
+def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, *,
+                    truncation: str = "chunks", max_length: int = 512, head: int = 128, stride: int | None = None,
+                    batch_size: int = 64, device="auto", precision: str = "auto", block: int | None = None,
+                    progress: bool | None = False) -> Iterator[dict]:
+    """Label each text (or pair), yielding {"label", "probability", "probabilities"} in input order.
 
-    Texts are cut exactly as in training (default: every window, logits averaged), so long reviews are read whole.
+    Texts are read `block` at a time (default: 16 batches' worth); within a block predict_logits sorts
+    the windows by length, so a batch holds similar lengths and little is padded, and the block's results
+    are yielded as soon as it is done. A text's probabilities are the softmax of its windows' mean logits.
+    progress: True shows a bar of windows on stderr; None shows it only on a terminal and after 2 s.
     """
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("classify() takes a list of strings")
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"{len(pairs)} second texts for {len(texts)} texts; give one per text")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = pick_device(device, training=False) if isinstance(device, str) else device
     precision = choose_precision(device, precision)
-    reviews = [Review(f"text{i}", t, 0) for i, t in enumerate(texts)]
     stride = max_length // 4 if stride is None else stride
-    examples = encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
-    logits = predict_logits(model.to(device), examples, batch_size, device, precision, tokenizer.pad_token_id)
-    probs = mean_by_review(logits, examples, len(texts)).softmax(-1)
-    names = model.config.id2label or {i: str(i) for i in range(probs.shape[1])}
-    return [
-        {"label": names[int(p.argmax())], "probability": float(p.max()), "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}
-        for p in probs
-    ]
+    model = model.to(device)
+    names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
+    block = block or 16 * batch_size
+    show = progress or (progress is None and sys.stderr.isatty())
+    with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2, dynamic_ncols=True) as bar:
+        for start in range(0, len(texts), block):
+            part = range(start, min(start + block, len(texts)))
+            reviews = [Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]
+            examples = encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
+            bar.total += len(examples)  # known block by block: a long text shows its windows as they are done
+            bar.refresh()
+            logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id, bar)
+            for p in mean_by_review(logits, examples, len(reviews)).softmax(-1):  # (C,) per text
+                yield {"label": names[int(p.argmax())], "probability": float(p.max()),
+                       "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}
+
+
+def classify(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, **kwargs) -> list[dict]:
+    """Label each text with a fine-tuned classifier: {"label", "probability", "probabilities"} per text.
+
+    Texts are cut exactly as in training (default: every window, logits averaged), so long reviews are read
+    whole. Keyword arguments as for classify_stream.
+    """
+    return list(classify_stream(model, tokenizer, texts, pairs, **kwargs))
 
 
 def _to(t, device):
@@ -253,7 +401,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     started = time.perf_counter()
 
     seed_everything(seed)
-    model = load_classifier(args, device)
+    model = load_classifier(args, device, data.labels)
     if dist.main:
         warn_cpu_training(device, model)
     optimizer = AdamW(param_groups(model, args.weight_decay, args.layer_decay), lr=args.lr, compile=args.compile)
@@ -261,10 +409,11 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     total = steps_per_epoch * args.epochs
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
     history = {"step": [], "loss": [], "lr": [], "epochs": []}
-    start_epoch, start_batch, best, elapsed_before = 0, 0, None, 0.0
+    start_epoch, start_batch, best, elapsed_before, average = 0, 0, None, 0.0, WeightAverage()
     if args.resume and ckpt_path.exists():
         state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed)
         history, best, elapsed_before = state["history"], state["best"], state["elapsed"]
+        average.load_state_dict(state.get("average"))
         start_epoch, start_batch = state["epoch"], state["batch"]
         if dist.main:
             tqdm.write(f"resuming {out} at epoch {start_epoch + 1}, batch {start_batch}")
@@ -274,7 +423,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     def save(epoch: int, batch: int) -> None:
         if dist.main:  # every rank holds the same weights; one writes them
             save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
-                            epoch=epoch, batch=batch, history=history, best=best, seed=seed)
+                            epoch=epoch, batch=batch, history=history, best=best, seed=seed, average=average.state_dict())
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
@@ -293,6 +442,7 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 with autocast(device, precision):
                     loss = forward(batch["input_ids"].to(device, non_blocking=True),
                                    attention_mask=_to(batch["attention_mask"], device),
+                                   token_type_ids=_to(batch["token_type_ids"], device),
                                    labels=batch["labels"].to(device, non_blocking=True)).loss
                 loss.backward()
                 optimizer_step(model, optimizer, schedule, args.max_grad_norm)
@@ -315,8 +465,12 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 break
             if dist.main:  # end of epoch: evaluate on rank 0, keep the best model
                 best = end_of_epoch(model, tokenizer, data, args, seed, epoch, step, history, best, out, device, precision)
+            if epoch >= args.epochs - args.average_last:
+                average.add(model)
             save(epoch + 1, 0)
             dist.barrier()
+    if status == "completed" and args.average_last and dist.main:
+        best = select_average(model, average, tokenizer, data, args, seed, out, device, precision)
 
     metrics = {
         "status": status,
@@ -329,15 +483,16 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
         "steps": step,
         "history": history,
         "selected": best,  # the epoch whose model is in out/model
+        "labels": list(data.labels),
     }
     if dist.main:
         write_outputs(args, out, metrics)
     return metrics
 
 
-def load_classifier(args: FinetuneArgs, device: torch.device) -> BertForSequenceClassification:
-    """The pretrained encoder with a new two-class classifier (neg, pos), in training mode on `device`."""
-    overrides = {"num_labels": 2, "id2label": dict(enumerate(LABELS))}
+def load_classifier(args: FinetuneArgs, device: torch.device, labels: tuple[str, ...] = LABELS) -> BertForSequenceClassification:
+    """The pretrained encoder with a new classifier, one output per label (neg, pos), in training mode on `device`."""
+    overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels))}
     if args.classifier_dropout is not None:
         overrides["classifier_dropout"] = args.classifier_dropout
     return BertForSequenceClassification.from_pretrained(args.model, **overrides).to(device).train()
@@ -368,13 +523,35 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
     score = record["val"]["accuracy"] if data.val else record["epoch"]  # never the test split; no val set: the last epoch
     if best is None or score > best["score"]:
         best = {"score": score, **record}
-        if args.save_model and (data.val or epoch + 1 == args.epochs):
+        if args.save_model and not args.average_last and (data.val or epoch + 1 == args.epochs):
             with saving(out / "model"):
                 model.save_pretrained(out / "model", tokenizer=tokenizer)
+                save_inference_settings(out / "model", args, data.labels, data.pairs)
     tqdm.write(f"seed {seed} epoch {epoch + 1}:"
                + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
     return best
+
+
+def select_average(model, average: WeightAverage, tokenizer, data: Data, args: FinetuneArgs, seed: int, out: Path,
+                   device, precision: str) -> dict:
+    """--average-last N: put the mean of the last N epochs' weights into the model, evaluate it, and keep it
+    (in out/model) instead of a single epoch. Returns the record that becomes metrics["selected"]."""
+    average.copy_to(model)
+    pad = tokenizer.pad_token_id
+    record = {"epoch": args.epochs, "averaged_epochs": list(range(args.epochs - args.average_last + 1, args.epochs + 1))}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    if args.save_model:
+        with saving(out / "model"):
+            model.save_pretrained(out / "model", tokenizer=tokenizer)
+            save_inference_settings(out / "model", args, data.labels, data.pairs)
+    tqdm.write(f"seed {seed}, mean weights of epochs {record['averaged_epochs']}:"
+               + (f"  test accuracy {record['accuracy']:.4f}" if data.test else "")
+               + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
+    return record
 
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
@@ -385,7 +562,7 @@ def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
         with saving(out / "curves.png"):
             plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
             if best and "confusion" in best:
-                plot_confusion(best["confusion"], LABELS, out / "confusion.png", title=f"test, epoch {best['epoch']}")
+                plot_confusion(best["confusion"], metrics["labels"], out / "confusion.png", title=f"test, epoch {best['epoch']}")
 
 
 # What a fine-tuning run writes in its output folder: --overwrite deletes these, and only these.
@@ -404,7 +581,8 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
         prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
     dist.barrier()
     started = time.perf_counter()
-    reviews = reviews if reviews is not None else load_movie_reviews()
+    if reviews is None and not args.data:
+        reviews = load_movie_reviews()
     tokenizer = BertTokenizer.from_pretrained(args.model)
     seeds = args.seeds or [args.seed]
     folds = (args.folds or list(range(1, N_FOLDS + 1))) if args.cv else [None]
@@ -467,6 +645,8 @@ def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -
         "accuracy_mean": statistics.mean(acc) if acc else None,
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
         "f1_mean": statistics.mean(r["selected"]["f1"] for r in done) if per_seed else None,
+        "macro_f1_mean": statistics.mean(r["selected"]["macro_f1"] for r in done) if per_seed else None,
+        "labels": list(data.labels),
         "val_accuracy": [r["selected"]["val"]["accuracy"] for r in done if "val" in r["selected"]],
         "train_examples": len(data.train),
         "test_reviews": data.n_test_docs,

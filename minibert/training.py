@@ -297,6 +297,35 @@ def resume_from(path: Path, args, keys: tuple[str, ...], model, optimizer: AdamW
     return state
 
 
+class WeightAverage:
+    """The running mean of a model's weights, taken at the end of each of the last epochs (checkpoint
+    averaging; Izmailov et al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization").
+    After add() number n:  mean <- mean + (weights - mean) / n. Kept in float32 on the model's device."""
+
+    def __init__(self):
+        self.mean: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, model) -> None:
+        self.count += 1
+        for name, w in model.state_dict().items():
+            if w.is_floating_point():
+                if name not in self.mean:
+                    self.mean[name] = w.detach().float().clone()
+                else:
+                    self.mean[name] += (w.float() - self.mean[name]) / self.count
+
+    def copy_to(self, model) -> None:
+        model.load_state_dict({**model.state_dict(), **self.mean})  # load_state_dict casts to each tensor's dtype
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "count": self.count}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.mean, self.count = dict(state["mean"]) if state else {}, state["count"] if state else 0
+
+
 # ---- The optimizer step and the loss log ----------------------------------------------------------------
 
 

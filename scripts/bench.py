@@ -4,6 +4,7 @@
     python scripts/bench.py --sections gpu-train gpu-infer            # bert-base shape, bf16 (GPU)
     python scripts/bench.py --sections finetune --model DIR --seeds 0 1 2 3 4   # whole runs vs the HF Trainer
     python scripts/bench.py --sections cpu-tokenizer cpu-infer        # CPU
+    python scripts/bench.py --sections cpu-predict                    # predict.py vs transformers.pipeline, CPU
 """
 
 import argparse
@@ -17,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package beside scripts/
 
-SECTIONS = ("gpu-train", "gpu-infer", "finetune", "cpu-tokenizer", "cpu-infer")
+SECTIONS = ("gpu-train", "gpu-infer", "finetune", "cpu-tokenizer", "cpu-infer", "cpu-predict")
 
 
 def parser():
@@ -104,6 +105,10 @@ def main(argv=None):
                 texts = [r.text for r in load_movie_reviews()]
                 vocab = str(Path(__file__).resolve().parents[1] / "vocab" / "bert-base-uncased.txt")
                 out = {"rows": tokenizer_benchmark(texts, vocab)}
+            elif section == "cpu-predict":  # predict.py against transformers.pipeline (benchmarks/predict_speed.py)
+                from benchmarks.predict_speed import predict_benchmark
+
+                out = predict_benchmark(base=a.model or default_model())
             else:  # cpu-infer
                 out = {"config": "MiniLM-L6-H384 (real weights), batch 32 x 512, fp32", "rows": speed.cpu_inference(a.model or default_model())}
         except Exception as e:  # report and go on with the other sections
@@ -137,6 +142,10 @@ def print_section(name, out):
         for r in out["rows"]:
             print(f"  {r['tokenizer']:<30} {r['mode']:<13} {r['mb_per_s']:7.2f} MB/s  same ids: {r['identical_ids']}  "
                   f"minibert x{r['minibert_speedup']:.2f}")
+    elif name == "cpu-predict":
+        from benchmarks.predict_speed import print_rows
+
+        print_rows(out)
     elif name == "finetune":
         m = out["minibert"]
         print(f"  minibert              {100 * m['accuracy_mean']:.2f} +- {100 * m['accuracy_std']:.2f}  wall {m['wall_seconds']:.0f} s")

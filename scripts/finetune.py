@@ -5,6 +5,7 @@
     python scripts/finetune.py --model path/to/bert --seeds 0 1 2 3 4
     python scripts/finetune.py --val-size 200 --no-test          # compare recipes without looking at the test split
     python scripts/finetune.py --cv 10                           # Pang & Lee's 10-fold cross-validation
+    python scripts/finetune.py --data my_texts/ --output-dir runs/mine   # your own folder (or .csv/.tsv/.jsonl)
     torchrun --nproc_per_node=2 scripts/finetune.py ...          # DistributedDataParallel
 
 A folder that holds an earlier run is never overwritten silently: continue it with --resume, or replace it
@@ -34,6 +35,7 @@ HELP = {
     "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
     "layer_decay": "layer-wise learning-rate decay: layer i of L learns at lr x layer-decay^(L-i), the embeddings at "
                    "lr x layer-decay^L, the head at lr (Sun et al. 2019); 1 turns it off",
+    "average_last": "keep the mean of the weights at the end of the last N epochs instead of one epoch's (0: off)",
     "classifier_dropout": "dropout before the classifier (default: the checkpoint's hidden dropout)",
     "seed": "random seed (initialisation of the classifier, data order, dropout)",
     "seeds": "run once per seed and report the mean +- std of the test accuracy",
@@ -57,6 +59,13 @@ HELP = {
     "plots": "write curves.png and confusion.png",
     "save_model": "save the selected epoch's model in HF layout to output-dir/model",
     "progress": "show the progress bar",
+    "data": "your own labelled texts instead of movie_reviews: a folder with one subfolder of .txt files per class, or a .csv / .tsv / .jsonl file",
+    "test_data": "the test set for --data, in the same layout (default: hold out --test-fraction of --data)",
+    "test_fraction": "share of each class of --data held out as the test set when there is no --test-data",
+    "split_seed": "seed of the held-out test (and --val-size) examples of --data; the same for all --seeds",
+    "text_column": "--data table: the column holding the text",
+    "pair_column": "--data table: the column holding the second text of sentence pairs (default: text_pair when present)",
+    "label_column": "--data table: the column holding the label (any names; they are kept in the saved model)",
 }
 
 

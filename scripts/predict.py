@@ -1,61 +1,102 @@
 #!/usr/bin/env python
 """Classify texts with a fine-tuned minibert (or transformers) sequence classifier: one line per text,
-"label <TAB> probability <TAB> source".
+"label <TAB> probability <TAB> source", or with --format jsonl one JSON object per text with every class's
+probability. Results come in input order, as soon as they are computed.
 
     python scripts/predict.py --model runs/finetune/model "a gripping, beautifully acted film" "two dull hours"
-    python scripts/predict.py --model runs/finetune/model --files review1.txt review2.txt
+    python scripts/predict.py --model runs/finetune/model --files review1.txt review2.txt --format jsonl
     cat reviews.txt | python scripts/predict.py --model runs/finetune/model --lines -
+    python scripts/predict.py --model runs/nli/model "a man is sleeping" --pair "nobody is awake"
+
+Long texts are cut the way the model was fine-tuned (scripts/finetune.py records its truncation in
+model/minibert_finetune.json); --truncation, --max-length, --head and --stride override it.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from minibert import BertForSequenceClassification, BertTokenizer
 from minibert.data import STRATEGIES
-from minibert.finetune import classify
+from minibert.finetune import classify_stream, inference_settings, load_fine_tuned
+from minibert.labelled_texts import decode
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--model", required=True, help="fine-tuned model directory (HF layout), e.g. runs/finetune/model")
+    p.add_argument("--pair", nargs="+", default=[], help="sentence pairs: the second text of each text given, in the same order")
     p.add_argument("--files", nargs="+", default=[], help="text files, each classified as one text")
-    p.add_argument("--lines", default=None, help="a file (or - for stdin) with one text per line")
-    p.add_argument("--truncation", choices=STRATEGIES, default="chunks", help="how long texts are cut (default: chunks, all windows averaged)")
-    p.add_argument("--max-length", type=int, default=512, help="tokens per window including [CLS] and [SEP] (default: 512)")
-    p.add_argument("--head", type=int, default=128, help="head+tail: tokens kept from the start (default: 128)")
+    p.add_argument("--lines", default=None, help="a file (or - for stdin) with one text per line (pairs: first <TAB> second); blank lines are skipped")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text", help="text: label, probability, source; jsonl: also every class's probability (default: text)")
+    p.add_argument("--truncation", choices=STRATEGIES, default=None, help="how long texts are cut (default: as the model was fine-tuned, else chunks)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens per window including [CLS] and [SEP] (default: as fine-tuned, else 512)")
+    p.add_argument("--head", type=int, default=None, help="head+tail: tokens kept from the start (default: as fine-tuned, else 128)")
+    p.add_argument("--stride", type=int, default=None, help="chunks: tokens shared by consecutive windows (default: as fine-tuned, else max-length // 4)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu (default: auto)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a bar of the windows done on stderr (default: on a terminal, once a run takes more than 2 s)")
     return p
+
+
+def read_inputs(a) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts, second texts or None, where each came from), every one checked before the model is loaded."""
+    texts, sources = list(a.texts), [f"arg{i + 1}" for i in range(len(a.texts))]
+    pairs = list(a.pair) if a.pair else None
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"--pair gives {len(pairs)} second texts for {len(texts)} texts; give one per text")
+    if pairs is not None and (a.files or a.lines is not None):
+        raise ValueError("--pair goes with texts on the command line; for pairs in a file use --lines with first <TAB> second")
+    for f in a.files:
+        texts.append(decode(Path(f).read_bytes(), f"--files {f}"))
+        sources.append(f)
+    if a.lines is not None:
+        raw = sys.stdin.buffer.read() if a.lines == "-" else Path(a.lines).read_bytes()
+        for n, line in enumerate(decode(raw, f"--lines {a.lines}").splitlines(), 1):
+            if line.strip():
+                texts.append(line)
+                sources.append(f"{a.lines}:{n}")
+    if not texts:
+        raise ValueError("nothing to classify: give texts, --files or --lines")
+    for i, (text, source) in enumerate(zip(texts, sources)):
+        if not text.strip():
+            raise ValueError(f"{source} is empty or only whitespace; give it a text to classify")
+        if pairs is not None and not pairs[i].strip():
+            raise ValueError(f"the --pair text of {source} is empty or only whitespace")
+    return texts, pairs, sources
 
 
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
-    texts, sources = list(a.texts), [f"arg{i + 1}" for i in range(len(a.texts))]
     try:
-        for f in a.files:
-            texts.append(Path(f).read_text(encoding="utf-8"))
-            sources.append(f)
-        if a.lines is not None:
-            stream = sys.stdin if a.lines == "-" else open(a.lines, encoding="utf-8")
-            with stream:
-                for n, line in enumerate(stream, 1):
-                    if line.strip():
-                        texts.append(line.rstrip("\n"))
-                        sources.append(f"{a.lines}:{n}")
-        if not texts:
-            print("error: nothing to classify: give texts, --files or --lines", file=sys.stderr)
-            return 2
-        tokenizer = BertTokenizer.from_pretrained(a.model)
-        model = BertForSequenceClassification.from_pretrained(a.model)
-        results = classify(model, tokenizer, texts, truncation=a.truncation, max_length=a.max_length, head=a.head,
-                           batch_size=a.batch_size, device=a.device)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        if a.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+        texts, pairs, sources = read_inputs(a)
+        model, tokenizer, trained = load_fine_tuned(a.model)
+        if trained.get("pairs") and pairs is None and a.lines is not None:  # "first <TAB> second" lines
+            split = [t.split("\t", 1) for t in texts]
+            bad = next((s for s, parts in zip(sources, split) if len(parts) != 2), None)
+            if bad:
+                raise ValueError(f"{bad}: the model classifies sentence pairs; write each line as first <TAB> second")
+            texts, pairs = [p[0] for p in split], [p[1] for p in split]
+            empty = next((src for src, first, second in zip(sources, texts, pairs) if not first.strip() or not second.strip()), None)
+            if empty:
+                raise ValueError(f"{empty}: one text of the pair is empty or only whitespace")
+        if "pairs" in trained and trained["pairs"] != (pairs is not None):
+            raise ValueError(f"--model {a.model} was fine-tuned on {'sentence pairs' if trained['pairs'] else 'single texts'}; "
+                             + ("give the second texts with --pair" if trained["pairs"] else "leave out --pair"))
+        settings = inference_settings(trained, truncation=a.truncation, max_length=a.max_length, head=a.head, stride=a.stride)
+        results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=a.progress)
+        for r, source in zip(results, sources):  # results first: its end closes the progress bar
+            if a.format == "jsonl":
+                print(json.dumps({"source": source, **r}), flush=True)
+            else:
+                print(f"{r['label']}\t{r['probability']:.4f}\t{source}", flush=True)
+    except (OSError, ValueError) as e:  # DataError, CheckpointError, HubError and InputError are ValueErrors or OSErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for r, source in zip(results, sources):
-        print(f"{r['label']}\t{r['probability']:.4f}\t{source}")
     return 0
 
 

@@ -3,7 +3,6 @@ learning on real reviews, exact resume after an interruption, and clear errors."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -17,7 +16,14 @@ import torch
 
 import minibert
 from minibert import data as D
-from minibert.finetune import FinetuneArgs, classify, predict_logits, prepare_data, run, train_one
+from minibert.finetune import (
+    FinetuneArgs,
+    classify,
+    predict_logits,
+    prepare_data,
+    run,
+    train_one,
+)
 from minibert.optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
 from minibert.training import StopFlag, TrainingError
 
@@ -324,22 +330,6 @@ def test_two_gloo_processes_reproduce_the_single_process_loss_trajectory(tiny_di
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), atol=1e-5, rtol=1e-5)
 
 
-def test_predict_script_labels_texts_and_files_and_reports_bad_input(tiny_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("predict", ROOT / "scripts" / "predict.py")
-    predict = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
-    review = tmp_path / "review.txt"
-    review.write_text("a gripping film . " * 300)  # longer than one window: several windows are averaged
-    assert predict.main(["--model", str(tiny_dir), "--device", "cpu", "--max-length", "64", "a fine film .", "--files", str(review)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split("\t")[2] for line in lines] == ["arg1", str(review)]
-    assert all(line.split("\t")[0] in {"0", "1"} and 0.5 <= float(line.split("\t")[1]) <= 1 for line in lines)
-    assert predict.main(["--model", str(tiny_dir), "--files", str(tmp_path / "missing.txt")]) == 2
-    assert "missing.txt" in capsys.readouterr().err
-    assert predict.main(["--model", str(tiny_dir)]) == 2
-    assert "nothing to classify" in capsys.readouterr().err
-
-
 # ---- The protocol: Pang & Lee's ten folds, choosing on held-out training reviews, layer-wise lr decay ----
 
 
@@ -430,3 +420,21 @@ def test_layer_decay_scales_each_layers_learning_rate():
         sched.step()
     assert sched.lr == pytest.approx(1e-3 * 5 / 8)  # groups[0] is the top: the logged lr is the full one
     assert [g["lr"] / sched.lr for g in opt.param_groups] == pytest.approx([g["lr_scale"] for g in groups])
+
+
+def test_average_last_keeps_the_mean_of_the_last_epochs_weights(tiny_dir, reviews, tmp_path):
+    """--average-last 2 over 3 epochs: model/ holds (weights after epoch 2 + weights after epoch 3) / 2, and
+    that averaged model is the one evaluated and reported."""
+    summary = run(quick(tiny_dir, tmp_path / "avg", epochs=3, average_last=2), reviews)
+    selected = json.loads((tmp_path / "avg" / "metrics.json").read_text())["selected"]
+    assert selected["averaged_epochs"] == [2, 3] and summary["accuracy"] == [selected["accuracy"]]
+    after_3 = torch.load(tmp_path / "avg" / "checkpoint.pt", weights_only=True)["model"]
+    steps_per_epoch = 24 // 8
+    run(quick(tiny_dir, tmp_path / "two", epochs=3, average_last=2, stop_after_steps=2 * steps_per_epoch), reviews)
+    after_2 = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]  # the same run, stopped after epoch 2
+    averaged = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "avg" / "model").state_dict()
+    for name, w in averaged.items():
+        torch.testing.assert_close(w, (after_2[name] + after_3[name]) / 2, msg=lambda s, name=name: f"{name}: {s}")
+    assert not torch.equal(after_2["classifier.weight"], after_3["classifier.weight"])  # two different points
+    with pytest.raises(ValueError, match="--average-last must be between 0"):
+        run(quick(tiny_dir, tmp_path / "x", epochs=2, average_last=3), reviews)
