@@ -68,6 +68,7 @@ T_FT = "tests/test_finetune.py"
 T_PT = "tests/test_pretrain.py"
 T_PTX = "tests/test_pretraining_examples.py"
 T_OPT = "tests/test_optim.py"
+T_PRED = "tests/test_predict.py"
 
 MUTANTS: list[Mutant] = [
     # ---- tokenizer --------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ MUTANTS: list[Mutant] = [
     m("labels-neg-pos-flipped", "minibert/data.py",
       'LABELS = ("neg", "pos")',
       'LABELS = ("pos", "neg")',
-      [T_FT, "-k", "fixed_split or predict_script"],
+      [T_FT, "-k", "fixed_split"],
       "label 0 means pos: every review gets the other class"),
     # ---- model ---------------------------------------------------------------------------------------
     m("gelu-tanh", "minibert/model.py",
@@ -302,12 +303,12 @@ MUTANTS: list[Mutant] = [
     m("windows-max-not-mean", "minibert/finetune.py",
       "return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]",
       'return torch.full_like(total, float("-inf")).index_reduce_(0, doc, logits, "amax")',
-      [T_FT, "-k", "mean_by_review or classify or predict"],
+      [T_PRED, "-k", "mean_by_review or two_window"],
       "a review's windows are aggregated by max instead of mean (issue 13, bug 2)"),
     m("classify-least-likely", "minibert/finetune.py",
       '"label": names[int(p.argmax())]',
       '"label": names[int(p.argmin())]',
-      [T_FT, "-k", "classify or predict"],
+      [T_PRED, "-k", "forces_class"],
       "classify reports the least likely label (issue 13, bug 4)"),
     m("resume-skips-a-batch", "minibert/finetune.py",
       "save(epoch, b + 1)",
