@@ -10,6 +10,8 @@ encode (cv000-cv099 = fold 1, ..., cv900-cv999 = fold 10), is `cv_split`. A revi
              Fine-Tune BERT for Text Classification?", found 128 + 382 best on long reviews)
   chunks     every token, in windows of max_length - 2 with `stride` overlap; a review's prediction is
              the mean of its windows' logits
+Users' own labelled texts (scripts/finetune.py --data) are read by labelled_texts.py into the same Review
+records; a Review may carry a second text, and a sentence pair becomes segments A and B.
 """
 
 from __future__ import annotations

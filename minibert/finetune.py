@@ -1,4 +1,5 @@
-"""Fine-tuning BERT for sentiment on movie_reviews: the loop behind scripts/finetune.py.
+"""Fine-tuning BERT for sentiment on movie_reviews (or on your own labelled texts, --data): the loop behind
+scripts/finetune.py, and prediction with the fine-tuned model (classify, behind scripts/predict.py).
 
     for each epoch:
         for each batch:   loss = cross_entropy(classifier(pooled [CLS]), label)
@@ -53,6 +54,7 @@ from .training import (
     check_options,
     check_resume,
     choose_precision,
+    load_training_state,
     optimizer_step,
     pick_device,
     plot_confusion,
@@ -427,9 +429,10 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
-    status, stopped_by, step = "completed", None, start_epoch * steps_per_epoch + start_batch
+    status, stopped_by, stopping, step = "completed", None, False, start_epoch * steps_per_epoch + start_batch
     first_step = step
     with StopFlag() as stop:
+        dist.barrier()  # every rank handles SIGTERM from here on, before the run says so
         if dist.main:
             tqdm.write(f"seed {seed}: {total - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
         for epoch in range(start_epoch, args.epochs):
@@ -451,13 +454,15 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 bar.update(1)
                 if args.stop_after_steps is not None and step - first_step >= args.stop_after_steps:
                     stop.set = True
-                stop.set = dist.any(stop.set)  # under torchrun, a signal to one rank stops all at this step
-                if log.due() or b == len(batches) - 1 or stop.set:
+                # Under torchrun all ranks must stop at the same step: they agree once per log interval
+                # (an all-reduce, a device sync), not every step; alone, a process stops at once.
+                stopping = dist.any(stop.set) if dist.world == 1 or log.due() else False
+                if log.due() or b == len(batches) - 1 or stopping:
                     bar.set_postfix(**log.flush())
-                if stop.set:
+                if stopping:
                     break
             bar.close()
-            if stop.set:
+            if stopping:
                 status, stopped_by = "interrupted", stop.reason or "--stop-after-steps"
                 save(epoch, b + 1)
                 if dist.main:
@@ -614,15 +619,15 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
 
 
 def finished_run(out: Path, args: FinetuneArgs, seed: int) -> dict | None:
-    """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None."""
-    path = out / "metrics.json"
-    if not path.is_file():
+    """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None.
+    Its checkpoint is still checked: readable, the same settings, at the end of the last epoch."""
+    path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
+    if not (path.is_file() and ckpt_path.is_file()):
         return None
     metrics = json.loads(path.read_text())
-    if metrics.get("status") != "completed":
-        return None
-    check_resume(metrics, args, RESUME_KEYS, path, seed)
-    return metrics
+    state = load_training_state(ckpt_path, mmap=True)  # the weights are not read
+    check_resume(state, args, RESUME_KEYS, ckpt_path, seed)
+    return metrics if metrics.get("status") == "completed" and state["epoch"] == args.epochs else None
 
 
 def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -> dict:

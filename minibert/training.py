@@ -260,10 +260,11 @@ def save_checkpoint(path: Path, model, optimizer: AdamW, schedule: LinearWarmupD
                         rng=rng_state(), args=dataclasses.asdict(args), elapsed=elapsed, **position)
 
 
-def load_training_state(path: Path) -> dict:
+def load_training_state(path: Path, mmap: bool = False) -> dict:
+    """mmap: map the tensors instead of reading them (cheap when only the settings and position are needed)."""
     try:
         # weights_only: tensors and plain Python values only; a checkpoint can never run code
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise TrainingError(f"no training checkpoint at {path}; start without --resume") from None
     except Exception as e:

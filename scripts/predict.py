@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from minibert.cli import main_for
 from minibert.data import STRATEGIES
 from minibert.finetune import classify_stream, inference_settings, load_fine_tuned
 from minibert.labelled_texts import decode
@@ -68,36 +69,35 @@ def read_inputs(a) -> tuple[list[str], list[str] | None, list[str]]:
     return texts, pairs, sources
 
 
+def predict(a) -> None:
+    """Check every input, load the model, print one result per text as soon as it is known."""
+    if a.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+    texts, pairs, sources = read_inputs(a)
+    model, tokenizer, trained = load_fine_tuned(a.model)
+    if trained.get("pairs") and pairs is None and a.lines is not None:  # "first <TAB> second" lines
+        split = [t.split("\t", 1) for t in texts]
+        bad = next((s for s, parts in zip(sources, split) if len(parts) != 2), None)
+        if bad:
+            raise ValueError(f"{bad}: the model classifies sentence pairs; write each line as first <TAB> second")
+        texts, pairs = [p[0] for p in split], [p[1] for p in split]
+        empty = next((src for src, first, second in zip(sources, texts, pairs) if not first.strip() or not second.strip()), None)
+        if empty:
+            raise ValueError(f"{empty}: one text of the pair is empty or only whitespace")
+    if "pairs" in trained and trained["pairs"] != (pairs is not None):
+        raise ValueError(f"--model {a.model} was fine-tuned on {'sentence pairs' if trained['pairs'] else 'single texts'}; "
+                         + ("give the second texts with --pair" if trained["pairs"] else "leave out --pair"))
+    settings = inference_settings(trained, truncation=a.truncation, max_length=a.max_length, head=a.head, stride=a.stride)
+    results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=a.progress)
+    for r, source in zip(results, sources):  # results first: its end closes the progress bar
+        if a.format == "jsonl":
+            print(json.dumps({"source": source, **r}), flush=True)
+        else:
+            print(f"{r['label']}\t{r['probability']:.4f}\t{source}", flush=True)
+
+
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
-    try:
-        if a.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
-        texts, pairs, sources = read_inputs(a)
-        model, tokenizer, trained = load_fine_tuned(a.model)
-        if trained.get("pairs") and pairs is None and a.lines is not None:  # "first <TAB> second" lines
-            split = [t.split("\t", 1) for t in texts]
-            bad = next((s for s, parts in zip(sources, split) if len(parts) != 2), None)
-            if bad:
-                raise ValueError(f"{bad}: the model classifies sentence pairs; write each line as first <TAB> second")
-            texts, pairs = [p[0] for p in split], [p[1] for p in split]
-            empty = next((src for src, first, second in zip(sources, texts, pairs) if not first.strip() or not second.strip()), None)
-            if empty:
-                raise ValueError(f"{empty}: one text of the pair is empty or only whitespace")
-        if "pairs" in trained and trained["pairs"] != (pairs is not None):
-            raise ValueError(f"--model {a.model} was fine-tuned on {'sentence pairs' if trained['pairs'] else 'single texts'}; "
-                             + ("give the second texts with --pair" if trained["pairs"] else "leave out --pair"))
-        settings = inference_settings(trained, truncation=a.truncation, max_length=a.max_length, head=a.head, stride=a.stride)
-        results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=a.progress)
-        for r, source in zip(results, sources):  # results first: its end closes the progress bar
-            if a.format == "jsonl":
-                print(json.dumps({"source": source, **r}), flush=True)
-            else:
-                print(f"{r['label']}\t{r['probability']:.4f}\t{source}", flush=True)
-    except (OSError, ValueError) as e:  # DataError, CheckpointError, HubError and InputError are ValueErrors or OSErrors
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return main_for(predict, parser().parse_args(argv))  # bad input: one line on stderr, exit code 2
 
 
 if __name__ == "__main__":

@@ -212,3 +212,27 @@ def test_nan_weights_stop_at_step_1_without_blaming_the_learning_rate(finetune_s
     assert "--lr" not in line and "fp16" not in line  # the learning rate is not the cause before any update
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     assert "checkpoint" not in line or "non-finite" in line  # never points at a checkpoint that was not saved
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step(tiny_dir, tmp_path, movie_reviews):
+    """torchrun forwards SIGTERM to its workers: both ranks agree on the step to stop at (no rank is left
+    waiting in an all-reduce), rank 0 saves, and a plain --resume finishes the run."""
+    out = tmp_path / "run"
+    common = options(tiny_dir, out, "--limit-train", "400", "--batch-size", "4", "--log-every", "2")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen([*torchrun, "scripts/finetune.py", *common], cwd=ROOT, env=script_env(),
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "Ctrl-C or SIGTERM saves a checkpoint" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert stderr.count("SIGTERM: finishing this step") == 2, stderr[-3000:]  # each rank got it
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["stopped_by"] == "SIGTERM", stderr[-3000:]
+    assert 1 <= metrics["steps"] < 100 and metrics["steps"] % 2 == 0  # the ranks agree at log steps
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["batch"] == metrics["steps"]
+    resumed = subprocess.run([sys.executable, "scripts/finetune.py", *common, "--resume"], cwd=ROOT, env=script_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 100
