@@ -297,10 +297,15 @@ def test_a_non_finite_loss_stops_the_run_with_a_message(tiny_dir, reviews, tmp_p
 
 
 def test_ctrl_c_sets_the_stop_flag_instead_of_killing():
-    with StopFlag() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.set
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a process started in the background inherits SIGINT ignored: start from Python's usual handler
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopFlag() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.set
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_two_gloo_processes_reproduce_the_single_process_loss_trajectory(tiny_dir_no_dropout, tmp_path):
