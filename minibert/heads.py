@@ -70,15 +70,6 @@ class _WithEncoder(BertPreTrainedModel):
         self.config = config or BertConfig()
         self.bert = BertModel(self.config, add_pooling_layer=add_pooling_layer)
 
-    def encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions):
-        return self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-
     def classifier_dropout(self) -> nn.Dropout:
         p = self.config.classifier_dropout
         return nn.Dropout(self.config.hidden_dropout_prob if p is None else p)
@@ -111,7 +102,7 @@ class BertForPreTraining(_WithEncoder):
         output_hidden_states=False,
         output_attentions=False,
     ) -> PreTrainingOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         mlm_logits = self.mlm(out.last_hidden_state, self.bert.embeddings.tok.weight)  # (B, T, V)
         nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
         loss = None
@@ -134,7 +125,7 @@ class BertForMaskedLM(_WithEncoder):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_hidden_states=False, output_attentions=False
     ) -> HeadOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         logits = self.mlm(out.last_hidden_state, self.bert.embeddings.tok.weight)  # (B, T, V)
         loss = mlm_loss(logits, labels) if labels is not None else None
         return HeadOutput(loss, logits, out.hidden_states, out.attentions)
@@ -154,7 +145,7 @@ class BertForNextSentencePrediction(_WithEncoder):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_hidden_states=False, output_attentions=False
     ) -> HeadOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         logits = self.nsp(out.pooler_output)  # (B, 2)
         loss = F.cross_entropy(logits, labels.view(-1)) if labels is not None else None
         return HeadOutput(loss, logits, out.hidden_states, out.attentions)
@@ -175,7 +166,7 @@ class BertForSequenceClassification(_WithEncoder):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_hidden_states=False, output_attentions=False
     ) -> HeadOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = self.loss(logits, labels) if labels is not None else None
         return HeadOutput(loss, logits, out.hidden_states, out.attentions)
@@ -214,7 +205,7 @@ class BertForTokenClassification(_WithEncoder):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_hidden_states=False, output_attentions=False
     ) -> HeadOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = None
         if labels is not None:
@@ -243,7 +234,7 @@ class BertForQuestionAnswering(_WithEncoder):
         output_hidden_states=False,
         output_attentions=False,
     ) -> QuestionAnsweringOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         start_logits, end_logits = self.qa_outputs(out.last_hidden_state).unbind(-1)  # 2 x (B, T)
         loss = None
         if start_positions is not None and end_positions is not None:
