@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint  # reading and writing HF files: it knows the key table, not this module
 from .config import BertConfig
 
 
@@ -236,16 +237,12 @@ class BertPreTrainedModel(nn.Module):
         With output_loading_info=True, returns (model, report) where the report names every key that was
         initialised instead of loaded and every tensor of the file that this class does not use.
         """
-        from .checkpoint import load_pretrained
-
-        model, report = load_pretrained(cls, name_or_path, **kwargs)
+        model, report = checkpoint.load_pretrained(cls, name_or_path, **kwargs)
         return (model, report) if output_loading_info else model
 
     def save_pretrained(self, save_directory, tokenizer=None) -> None:
         """Write config.json + model.safetensors with transformers' key names (and vocab.txt when known)."""
-        from .checkpoint import save_pretrained
-
-        save_pretrained(self, save_directory, tokenizer=tokenizer)
+        checkpoint.save_pretrained(self, save_directory, tokenizer=tokenizer)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
