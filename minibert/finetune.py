@@ -364,7 +364,8 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
     block = block or 16 * batch_size
     show = progress or (progress is None and sys.stderr.isatty())
-    with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2, dynamic_ncols=True) as bar:
+    with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2,
+              mininterval=0 if progress else 0.1, dynamic_ncols=True) as bar:  # asked for: every batch shows
         for start in range(0, len(texts), block):
             part = range(start, min(start + block, len(texts)))
             reviews = [Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]

@@ -202,7 +202,8 @@ def test_nan_weights_stop_at_step_1_without_blaming_the_learning_rate(finetune_s
         (broken / f.name).write_bytes(f.read_bytes())
     weights = load_file(broken / "model.safetensors")
     key = next(k for k in weights if k.endswith("attention.output.dense.weight"))
-    weights[key][0, 0] = float("nan")
+    # finite, so the loader accepts the file; the first forward pass overflows to inf and the loss is NaN
+    weights[key].fill_(3e38)
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
 
     assert finetune_script.main(options(broken, tmp_path / "run")) == 2
@@ -212,6 +213,14 @@ def test_nan_weights_stop_at_step_1_without_blaming_the_learning_rate(finetune_s
     assert "--lr" not in line and "fp16" not in line  # the learning rate is not the cause before any update
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     assert "checkpoint" not in line or "non-finite" in line  # never points at a checkpoint that was not saved
+
+    # NaN in the file itself is refused at load, before any training, naming the tensor
+    weights[key][0, 0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    assert finetune_script.main(options(broken, tmp_path / "run")) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "model.safetensors" in line and key.replace("bert.", "") in line and "checkpoint.pt" not in line
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step(tiny_dir, tmp_path, movie_reviews):
