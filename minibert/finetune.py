@@ -519,20 +519,13 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
                  best: dict | None, out: Path, device, precision: str) -> dict:
     """Evaluate (test, and val when held out), record it in history, and keep the best epoch's model:
     the best val accuracy when there is a val set, otherwise the last epoch. Returns the new best."""
-    pad = tokenizer.pad_token_id
-    record = {"epoch": epoch + 1, "step": step}
-    if data.test:
-        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
-    if data.val:
-        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    record = {"epoch": epoch + 1, "step": step} | evaluate_splits(model, tokenizer, data, args, device, precision)
     history["epochs"].append(record)
     score = record["val"]["accuracy"] if data.val else record["epoch"]  # never the test split; no val set: the last epoch
     if best is None or score > best["score"]:
         best = {"score": score, **record}
         if args.save_model and not args.average_last and (data.val or epoch + 1 == args.epochs):
-            with saving(out / "model"):
-                model.save_pretrained(out / "model", tokenizer=tokenizer)
-                save_inference_settings(out / "model", args, data.labels, data.pairs)
+            save_model(model, tokenizer, data, args, out)
     tqdm.write(f"seed {seed} epoch {epoch + 1}:"
                + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
@@ -544,20 +537,31 @@ def select_average(model, average: WeightAverage, tokenizer, data: Data, args: F
     """--average-last N: put the mean of the last N epochs' weights into the model, evaluate it, and keep it
     (in out/model) instead of a single epoch. Returns the record that becomes metrics["selected"]."""
     average.copy_to(model)
-    pad = tokenizer.pad_token_id
     record = {"epoch": args.epochs, "averaged_epochs": list(range(args.epochs - args.average_last + 1, args.epochs + 1))}
-    if data.test:
-        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
-    if data.val:
-        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    record |= evaluate_splits(model, tokenizer, data, args, device, precision)
     if args.save_model:
-        with saving(out / "model"):
-            model.save_pretrained(out / "model", tokenizer=tokenizer)
-            save_inference_settings(out / "model", args, data.labels, data.pairs)
+        save_model(model, tokenizer, data, args, out)
     tqdm.write(f"seed {seed}, mean weights of epochs {record['averaged_epochs']}:"
                + (f"  test accuracy {record['accuracy']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
     return record
+
+
+def evaluate_splits(model, tokenizer, data: Data, args: FinetuneArgs, device, precision: str) -> dict:
+    """The test metrics (when there is a test split) at the top level, the val metrics under "val"."""
+    pad, record = tokenizer.pad_token_id, {}
+    if data.test:
+        record |= evaluate(model, data.test, data.n_test_docs, args, device, precision, pad)
+    if data.val:
+        record["val"] = evaluate(model, data.val, data.n_val_docs, args, device, precision, pad)
+    return record
+
+
+def save_model(model, tokenizer, data: Data, args: FinetuneArgs, out: Path) -> None:
+    """out/model: the HF-layout model and tokenizer, plus how it was fine-tuned (for predict.py)."""
+    with saving(out / "model"):
+        model.save_pretrained(out / "model", tokenizer=tokenizer)
+        save_inference_settings(out / "model", args, data.labels, data.pairs)
 
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
