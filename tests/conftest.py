@@ -29,6 +29,16 @@ def pytest_report_header(config):
     return [f"NLTK_DATA={os.environ.get('NLTK_DATA', '<unset>')}", f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '<unset>')}"]
 
 
+def load_script(name: str):
+    """scripts/NAME.py imported as a module, so that a test calls its main() in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def vocab_path() -> Path:
     assert VOCAB.is_file(), f"{VOCAB} is missing from the checkout"

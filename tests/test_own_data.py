@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import doctest
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 from test_finetune import tiny_bert
 
@@ -74,13 +74,6 @@ def quick(model_dir, out, data, **kw) -> FinetuneArgs:
     base = dict(model=str(model_dir), output_dir=str(out), data=str(data), truncation="head", max_length=64,
                 batch_size=8, epochs=1, lr=1e-3, progress=False, plots=False, device="cpu")
     return FinetuneArgs(**(base | kw))
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_docstring_examples():

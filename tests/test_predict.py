@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_own_data import load_script
+from conftest import load_script
 
 import minibert
 from minibert import data as D

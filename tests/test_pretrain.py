@@ -5,13 +5,13 @@ exactly after Ctrl-C and refuse a corrupted checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import signal
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 import transformers
 
@@ -463,13 +463,6 @@ def test_invalid_settings_are_refused(tmp_path, topic_vocab, topic_corpus):
 
 
 # ---- The script ----------------------------------------------------------------------------------------
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_script_documents_every_option_and_runs(tmp_path, topic_vocab, topic_corpus, capsys):

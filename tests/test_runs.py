@@ -5,7 +5,6 @@ code 2, found before the model is loaded where it can be."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
@@ -15,18 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 import torch
 
 import minibert
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ layers x heads grid of attention distributions, and the trace reports the shape 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.image
 import matplotlib.pyplot as plt
 import pytest
+from conftest import load_script
 import torch
 import transformers
 
@@ -31,13 +31,6 @@ from minibert.inspection import (
 ROOT = Path(__file__).resolve().parents[1]
 TOL = dict(atol=1e-5, rtol=1e-5)
 WORDS = "the man went to store market park school a dog cat sat on mat and it was happy sad .".split()
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

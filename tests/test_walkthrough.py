@@ -27,7 +27,6 @@ from __future__ import annotations
 import doctest
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
