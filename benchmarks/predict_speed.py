@@ -50,11 +50,7 @@ def worker(variant: str, model_dir: str, texts_file: str, batch_size: int, max_l
 
     texts = json.loads(Path(texts_file).read_text())
     if variant.startswith("minibert"):
-        from minibert.finetune import (
-            classify_stream,
-            inference_settings,
-            load_fine_tuned,
-        )
+        from minibert.predict import classify_stream, inference_settings, load_fine_tuned
 
         model, tokenizer, trained = load_fine_tuned(model_dir)
         settings = inference_settings(trained, truncation="head", max_length=max_length)  # what predict.py does with those flags

@@ -1,5 +1,5 @@
 """Fine-tuning BERT for sentiment on movie_reviews (or on your own labelled texts, --data): the loop behind
-scripts/finetune.py, and prediction with the fine-tuned model (classify, behind scripts/predict.py).
+scripts/finetune.py. Classifying texts with the fine-tuned model is predict.py's job (behind scripts/predict.py).
 
     for each epoch:
         for each batch:   loss = cross_entropy(classifier(pooled [CLS]), label)
@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from .data import (
 )
 from .heads import BertForSequenceClassification
 from .optim import AdamW, LinearWarmupDecay, param_groups
+from .predict import mean_by_review, predict_logits, save_inference_settings
 from .tokenizer import BertTokenizer
 from .training import (
     Dist,
@@ -64,6 +63,7 @@ from .training import (
     save_checkpoint,
     saving,
     seed_everything,
+    to_device,
     warn_cpu_training,
     write_json,
     written,
@@ -228,27 +228,6 @@ def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
 # ---- Evaluation ---------------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
-def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
-    """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches (a tqdm `bar`
-    advances by each batch's examples)."""
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    out = torch.empty(len(examples), model.config.num_labels)
-    for s in range(0, len(order), batch_size):
-        idx = order[s : s + batch_size]
-        b = collate([examples[i] for i in idx], pad_id)
-        with autocast(device, precision):
-            logits = model(b["input_ids"].to(device), attention_mask=_to(b["attention_mask"], device),
-                           token_type_ids=_to(b["token_type_ids"], device)).logits
-        out[idx] = logits.float().cpu()
-        if bar is not None:
-            bar.update(len(idx))
-    model.train(was_training)
-    return out
-
-
 def evaluate(model, examples: list[Example], n_docs: int, args: FinetuneArgs, device, precision: str, pad_id: int = 0) -> dict:
     """Accuracy, F1 of the positive class and the confusion matrix, per review."""
     logits = predict_logits(model, examples, args.eval_batch_size, device, precision, pad_id)
@@ -260,14 +239,6 @@ def review_metrics(logits: torch.Tensor, examples: list[Example], n_docs: int) -
     doc = torch.tensor([e.doc for e in examples])
     labels = torch.zeros(n_docs, dtype=torch.long).index_put_((doc,), torch.tensor([e.label for e in examples]))
     return classification_metrics(mean_by_review(logits, examples, n_docs).argmax(-1), labels, logits.shape[1])
-
-
-def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -> torch.Tensor:
-    """(N examples, C) -> (n_docs, C): the mean of each review's windows."""
-    logits = torch.as_tensor(logits).float()
-    doc = torch.tensor([e.doc for e in examples])
-    total = torch.zeros(n_docs, logits.shape[1]).index_add_(0, doc, logits)
-    return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]
 
 
 def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes: int = 2) -> dict:
@@ -289,106 +260,6 @@ def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes
     macro_f1 = sum(c["f1"] for c in per_class) / num_classes
     return {"accuracy": float((pred == labels).float().mean()), "f1": per_class[1]["f1"] if num_classes == 2 else macro_f1,
             "macro_f1": macro_f1, "confusion": cm, "per_class": per_class, "n": int(labels.numel())}
-
-
-# ---- Prediction -----------------------------------------------------------------------------------------
-
-SETTINGS_FILE = "minibert_finetune.json"  # beside config.json: how the saved model was fine-tuned
-
-
-def save_inference_settings(directory: Path, args: FinetuneArgs, labels: tuple[str, ...], pairs: bool) -> None:
-    """Record how texts were cut in training, so that prediction cuts them the same way."""
-    stride = args.max_length // 4 if args.stride is None else args.stride
-    settings = {"truncation": args.truncation, "max_length": args.max_length, "head": args.head, "stride": stride,
-                "pairs": pairs, "labels": list(labels)}
-    (Path(directory) / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-
-
-def inference_settings(trained: dict, **given) -> dict:
-    """The truncation to predict with: what was given explicitly (not None), else what the model was
-    fine-tuned with, else the defaults (chunks of 512 overlapping by 128)."""
-    defaults = {"truncation": "chunks", "max_length": 512, "head": 128, "stride": None}
-    settings = {k: given.get(k) if given.get(k) is not None else trained.get(k, v) for k, v in defaults.items()}
-    if given.get("max_length") is not None and given.get("stride") is None:
-        settings["stride"] = None  # a new window size: its own default overlap
-    return settings
-
-
-def load_fine_tuned(path, dtype=None) -> tuple[BertForSequenceClassification, BertTokenizer, dict]:
-    """A fine-tuned classifier, its tokenizer and its recorded fine-tuning settings ({} when there are none).
-
-    Refuses what would print confident-looking nonsense: a checkpoint whose classifier was never trained
-    (a pretrained encoder: from_pretrained initialises the classifier at random) and non-finite weights.
-    """
-    log = logging.getLogger("minibert")
-    level = log.level
-    log.setLevel(logging.ERROR)  # the "initialised randomly" warning becomes the error below
-    try:
-        model, report = BertForSequenceClassification.from_pretrained(path, output_loading_info=True, dtype=dtype)
-    finally:
-        log.setLevel(level)
-    if report.initialized:
-        raise ValueError(f"--model {path} holds no trained classifier ({', '.join(report.initialized)} would be random): "
-                         f"it was never fine-tuned; fine-tune it first with scripts/finetune.py --model {path}")
-    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad:
-        raise ValueError(f"--model {path}: {len(bad)} weight tensors hold NaN or inf ({', '.join(bad[:3])}, ...); "
-                         f"the model is broken: use an earlier checkpoint or fine-tune again")
-    settings_file = Path(path) / SETTINGS_FILE
-    trained = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    return model, BertTokenizer.from_pretrained(path), trained
-
-
-@torch.inference_mode()
-def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, *,
-                    truncation: str = "chunks", max_length: int = 512, head: int = 128, stride: int | None = None,
-                    batch_size: int = 64, device="auto", precision: str = "auto", block: int | None = None,
-                    progress: bool | None = False) -> Iterator[dict]:
-    """Label each text (or pair), yielding {"label", "probability", "probabilities"} in input order.
-
-    Texts are read `block` at a time (default: 16 batches' worth); within a block predict_logits sorts
-    the windows by length, so a batch holds similar lengths and little is padded, and the block's results
-    are yielded as soon as it is done. A text's probabilities are the softmax of its windows' mean logits.
-    progress: True shows a bar of windows on stderr; None shows it only on a terminal and after 2 s.
-    """
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise TypeError("classify() takes a list of strings")
-    if pairs is not None and len(pairs) != len(texts):
-        raise ValueError(f"{len(pairs)} second texts for {len(texts)} texts; give one per text")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = pick_device(device, training=False) if isinstance(device, str) else device
-    precision = choose_precision(device, precision)
-    stride = max_length // 4 if stride is None else stride
-    model = model.to(device)
-    names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
-    block = block or 16 * batch_size
-    show = progress or (progress is None and sys.stderr.isatty())
-    with tqdm(total=0, desc="windows", unit="window", disable=not show, delay=0 if progress else 2,
-              mininterval=0 if progress else 0.1, dynamic_ncols=True) as bar:  # asked for: every batch shows
-        for start in range(0, len(texts), block):
-            part = range(start, min(start + block, len(texts)))
-            reviews = [Review(f"text{i}", texts[i], 0, pairs[i] if pairs is not None else None) for i in part]
-            examples = encode_reviews(reviews, tokenizer, truncation, max_length=max_length, head=head, stride=stride)
-            bar.total += len(examples)  # known block by block: a long text shows its windows as they are done
-            bar.refresh()
-            logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id, bar)
-            for p in mean_by_review(logits, examples, len(reviews)).softmax(-1):  # (C,) per text
-                yield {"label": names[int(p.argmax())], "probability": float(p.max()),
-                       "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}
-
-
-def classify(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, **kwargs) -> list[dict]:
-    """Label each text with a fine-tuned classifier: {"label", "probability", "probabilities"} per text.
-
-    Texts are cut exactly as in training (default: every window, logits averaged), so long reviews are read
-    whole. Keyword arguments as for classify_stream.
-    """
-    return list(classify_stream(model, tokenizer, texts, pairs, **kwargs))
-
-
-def _to(t, device):
-    return None if t is None else t.to(device, non_blocking=True)
 
 
 # ---- Training -----------------------------------------------------------------------------------------
@@ -445,8 +316,8 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
                 batch = collate([data.train[i] for i in batches[b][dist.rank :: dist.world]], tokenizer.pad_token_id)
                 with autocast(device, precision):
                     loss = forward(batch["input_ids"].to(device, non_blocking=True),
-                                   attention_mask=_to(batch["attention_mask"], device),
-                                   token_type_ids=_to(batch["token_type_ids"], device),
+                                   attention_mask=to_device(batch["attention_mask"], device),
+                                   token_type_ids=to_device(batch["token_type_ids"], device),
                                    labels=batch["labels"].to(device, non_blocking=True)).loss
                 loss.backward()
                 optimizer_step(model, optimizer, schedule, args.max_grad_norm)

@@ -58,6 +58,11 @@ def pick_device(requested: str = "auto", training: bool = True, local_rank: int 
     return device
 
 
+def to_device(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    """`t` on `device`, or None (an optional mask)."""
+    return None if t is None else t.to(device, non_blocking=True)
+
+
 def warn_cpu_training(device: torch.device, model) -> None:
     """Say how large the model is that is about to train on the CPU (a few million parameters train
     there in minutes; bert-base's 110M take hours per epoch of movie_reviews)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from minibert.cli import main_for
 from minibert.data import STRATEGIES
-from minibert.finetune import classify_stream, inference_settings, load_fine_tuned
+from minibert.predict import classify_stream, inference_settings, load_fine_tuned
 from minibert.labelled_texts import decode
 
 

@@ -16,7 +16,8 @@ import torch
 
 import minibert
 from minibert import data as D
-from minibert.finetune import FinetuneArgs, classify, predict_logits, prepare_data, run, train_one
+from minibert.finetune import FinetuneArgs, prepare_data, run, train_one
+from minibert.predict import classify, predict_logits
 from minibert.optim import AdamW, LinearWarmupDecay, clip_grad_norm, param_groups
 from minibert.training import StopFlag, TrainingError
 

@@ -16,7 +16,9 @@ LAYERS = [  # bottom first
     {"model"},
     {"heads", "inspection"},
     {"data", "labelled_texts", "pretraining_data"},
-    {"finetune", "pretrain", "training", "cli"},
+    {"training", "cli"},
+    {"predict"},
+    {"finetune", "pretrain"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -19,10 +19,12 @@ from test_finetune import tiny_bert
 
 import minibert
 import minibert.finetune
+import minibert.predict
 import minibert.labelled_texts
 from minibert import data as D
 from minibert import labelled_texts as L
-from minibert.finetune import FinetuneArgs, classification_metrics, classify, prepare_data, run
+from minibert.finetune import FinetuneArgs, classification_metrics, prepare_data, run
+from minibert.predict import classify
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("neg", "pos", "question")
@@ -147,12 +149,12 @@ def test_three_classes_from_a_folder_keep_their_names_through_training_saving_an
     config = json.loads((saved / "config.json").read_text())
     assert config["id2label"] == {"0": "neg", "1": "pos", "2": "question"}
     assert config["label2id"] == {"neg": 0, "pos": 1, "question": 2}
-    settings = json.loads((saved / minibert.finetune.SETTINGS_FILE).read_text())
+    settings = json.loads((saved / minibert.predict.SETTINGS_FILE).read_text())
     assert settings == {"truncation": "head", "max_length": 64, "head": 128, "stride": 16, "pairs": False, "labels": list(CLASSES)}
 
     texts = [sentences[c][20] for c in CLASSES] + [" ".join(sentences["pos"][:30])]  # the last one is cut to 64 tokens
-    model, tok, trained = minibert.finetune.load_fine_tuned(saved)
-    ours = classify(model, tok, texts, **minibert.finetune.inference_settings(trained), device="cpu")
+    model, tok, trained = minibert.predict.load_fine_tuned(saved)
+    ours = classify(model, tok, texts, **minibert.predict.inference_settings(trained), device="cpu")
     pipe = transformers.pipeline("text-classification", model=str(saved), device="cpu", top_k=None)
     theirs = pipe(texts, truncation=True, max_length=64)
     for o, t in zip(ours, theirs):
@@ -198,9 +200,9 @@ def test_pairs_become_segments_a_and_b_and_segment_b_reaches_the_model(pair_file
     assert torch.equal(seg["single"][1], before[1]) and not torch.equal(seg["single"][0], before[0])
 
     # prediction feeds them too: another second text, or the same ids without segments, changes the logits
-    model, tok, trained = minibert.finetune.load_fine_tuned(tmp_path / "pairs" / "model")
+    model, tok, trained = minibert.predict.load_fine_tuned(tmp_path / "pairs" / "model")
     assert trained["pairs"] is True
-    settings = minibert.finetune.inference_settings(trained)
+    settings = minibert.predict.inference_settings(trained)
     a, b, c = classify(model, tok, ["the film opens in a small town ."] * 3, ["the town has a secret .", "i ate an apple .", "the town has a secret ."], **settings, device="cpu")
     assert a == c and a["probabilities"] != b["probabilities"]
     enc = tok("the film opens in a small town .", "the town has a secret .", return_tensors="pt")

@@ -16,7 +16,7 @@ from conftest import load_script
 
 import minibert
 from minibert import data as D
-from minibert.finetune import SETTINGS_FILE, classify, classify_stream, mean_by_review
+from minibert.predict import SETTINGS_FILE, classify, classify_stream, mean_by_review
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
