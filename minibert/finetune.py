@@ -75,6 +75,14 @@ RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", 
                "group_by_length", "cv", "average_last", "data", "test_data", "test_fraction", "split_seed", "text_column",
                "pair_column", "label_column")
 
+# Named sets of defaults (scripts/finetune.py --preset NAME; options given beside it still apply on top).
+# "cpu": the pretrained MiniLM (6 layers, 384 wide) fine-tuned on a laptop CPU in minutes: 256 tokens a review
+# (head+tail) instead of every 512-token window. Provisional until chosen on validation folds.
+PRESETS = {
+    "cpu": {"model": "sentence-transformers/all-MiniLM-L6-v2", "truncation": "head+tail", "max_length": 256,
+            "head": 128, "epochs": 2, "batch_size": 16, "lr": 1e-4, "output_dir": "runs/finetune-cpu"},
+}
+
 
 @dataclass
 class FinetuneArgs:

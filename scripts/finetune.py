@@ -17,8 +17,8 @@ line on stderr and exit code 2.
 import sys
 
 from minibert.data import STRATEGIES
-from minibert.finetune import FinetuneArgs, run
-from minibert.cli import main_for, parser_for
+from minibert.finetune import PRESETS, FinetuneArgs, run
+from minibert.cli import main_for, parse_with_presets, parser_for
 
 HELP = {
     "model": "Hub id or local directory (HF layout: config.json, model.safetensors, vocab.txt)",
@@ -74,7 +74,9 @@ def parser():
 
 
 def main(argv=None) -> int:
-    return main_for(run, FinetuneArgs(**vars(parser().parse_args(argv))))
+    options = vars(parse_with_presets(parser(), PRESETS, argv))
+    options.pop("preset")
+    return main_for(run, FinetuneArgs(**options))
 
 
 if __name__ == "__main__":
