@@ -1,6 +1,9 @@
-"""The optimiser BERT is fine-tuned with, written out: AdamW (Loshchilov & Hutter 2019, "Decoupled Weight
-Decay Regularization") with bias correction, the linear warmup / linear decay learning-rate schedule, and
-gradient-norm clipping.
+"""The optimiser minibert fine-tunes and pre-trains with, written out: AdamW as PyTorch defines it
+(`torch.optim.AdamW`: Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization", with bias
+correction and the decay scaled by the learning rate), a linear warmup / linear decay learning-rate
+schedule, and gradient-norm clipping. These are PyTorch's and transformers' conventions, not exactly
+google-research/bert's `optimization.py` (no bias correction there, eps 1e-6, a warmup whose first step has
+lr 0): docs/WALKTHROUGH.md, the box at the end of section 17, lists the differences.
 
 One AdamW step for a parameter p with gradient g, at step t (from 1):
 
@@ -163,8 +166,14 @@ def _update_per_tensor(params, grads, ms, vs, h):
 
 
 class LinearWarmupDecay:
-    """lr rises linearly from 0 to its peak over `warmup_steps`, then falls linearly to 0 at `total_steps`
-    (the schedule of the BERT paper, appendix A.2). Call `step()` after each optimizer step."""
+    """Linear warmup, then linear decay. With w = warmup_steps and N = total_steps, step t (0-based) uses
+
+        peak * (t + 1) / (w + 1)        for t < w    (the first step: peak / (w + 1), never 0)
+        peak * (N - t) / (N - w)        for t >= w   (the peak at t = w; the last step, N - 1: peak / (N - w))
+
+    The rate would reach 0 at t = N, a step never taken. transformers' `get_linear_schedule_with_warmup` is
+    the same shifted by one warmup step (its first step has lr 0); google-research/bert decays one line from
+    step 0, so it never reaches the full peak after warmup. Call `step()` after each optimizer step."""
 
     def __init__(self, optimizer: AdamW, warmup_steps: int, total_steps: int):
         if total_steps < 1 or not 0 <= warmup_steps <= total_steps:

@@ -30,7 +30,7 @@ HELP = {
     "epochs": "passes over the training reviews",
     "batch_size": "examples per optimizer step (the global batch under torchrun)",
     "lr": "peak learning rate of AdamW",
-    "warmup": "fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly to 0)",
+    "warmup": "fraction of the steps spent warming up: the lr rises linearly to its peak, from peak/(w+1) at the first of the w warmup steps, then decays linearly, to peak/(N-w) at the last of the N steps",
     "weight_decay": "AdamW decoupled weight decay (not on biases and LayerNorm)",
     "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
     "layer_decay": "layer-wise learning-rate decay: layer i of L learns at lr x layer-decay^(L-i), the embeddings at "

@@ -35,7 +35,7 @@ HELP = {
     "steps": "optimizer steps",
     "batch_size": "examples per optimizer step",
     "lr": "peak learning rate of AdamW (default: 1e-4 continuing a checkpoint, 5e-4 from scratch)",
-    "warmup": "fraction of the steps over which the learning rate rises linearly from 0 (then decays linearly to 0)",
+    "warmup": "fraction of the steps spent warming up: the lr rises linearly to its peak, from peak/(w+1) at the first of the w warmup steps, then decays linearly, to peak/(N-w) at the last of the N steps",
     "weight_decay": "AdamW decoupled weight decay (not on biases and LayerNorm)",
     "max_grad_norm": "clip the global gradient norm to this (0: no clipping)",
     "mlm_prob": "fraction of the tokens chosen for prediction (of those: 80%% [MASK], 10%% random, 10%% unchanged)",
