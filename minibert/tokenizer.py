@@ -29,15 +29,13 @@ Speed comes from three memo tables, not from a different algorithm:
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 import re
 import unicodedata
 from pathlib import Path
 
-from . import hub
-from .hub import atomic_write
+from .hub import first_bad_utf8, save_tokenizer_files, tokenizer_files
 from .inputs import (
     MODEL_INPUTS,
     BatchEncoding,
@@ -60,13 +58,6 @@ __all__ = ["BasicTokenizer", "WordpieceTokenizer", "BertTokenizer", "BatchEncodi
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # every BERT vocabulary must hold these
 MAX_WORD_CHARS = 100  # WordPiece turns a longer word into [UNK] without looking at it (google-research/bert)
-VOCAB_NAME = "vocab.txt"
-CONFIG_NAME = "tokenizer_config.json"
-# Hub ids whose vocabulary ships with minibert (same file, md5 64800d5d8528ce344256daf115d4965e).
-SHIPPED_VOCABS = {
-    "bert-base-uncased": "bert-base-uncased.txt",
-    "google-bert/bert-base-uncased": "bert-base-uncased.txt",
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,94 +333,6 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
     return tokens
 
 
-def first_bad_utf8(path: str | os.PathLike) -> str:
-    """Where a file stops being UTF-8, for error messages: "byte 0xe9 at position 34, line 6".
-
-    (A UnicodeDecodeError raised while reading a text file counts from the reader's last buffer.)
-    """
-    data = Path(path).read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return f"byte {data[e.start]:#04x} at position {e.start}, line {data.count(10, 0, e.start) + 1}"
-    return "valid UTF-8"
-
-
-def load_pretrained_files(
-    name_or_path: str | os.PathLike,
-    *,
-    cache_dir: str | os.PathLike | None = None,
-    revision: str | None = None,
-    local_files_only: bool = False,
-    force_download: bool = False,
-) -> tuple[Path, dict]:
-    """The vocabulary file of a Hub id, a directory or a vocab file path, and the options its
-    tokenizer_config.json sets (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length).
-
-    "bert-base-uncased" uses the vocabulary shipped with minibert (no network).
-    """
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(
-            f"from_pretrained expects a Hub id, a directory or a vocab file path, got {type(name_or_path).__name__}"
-        )
-    name = os.fspath(name_or_path)
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path, {}
-    if not path.exists() and name in SHIPPED_VOCABS and revision is None:
-        return _shipped_vocab(SHIPPED_VOCABS[name]), {}
-    # force_download is passed only when asked for, so that older hub.resolve versions work too.
-    extra = {"force_download": True} if force_download else {}
-    files = hub.resolve(
-        name_or_path,
-        [VOCAB_NAME, CONFIG_NAME],
-        cache_dir=cache_dir,
-        revision=revision,
-        local_files_only=local_files_only,
-        **extra,
-    )
-    if VOCAB_NAME not in files:
-        where = "" if path.is_dir() else " (or it is not in the local cache and the Hub cannot be reached)"
-        raise FileNotFoundError(f"{name!r} has no {VOCAB_NAME}{where}; a BERT tokenizer needs its WordPiece vocabulary")
-    options = {}
-    if CONFIG_NAME in files:
-        config = json.loads(files[CONFIG_NAME].read_text(encoding="utf-8"))
-        options = {key: config[key] for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars") if key in config}
-        # transformers writes a huge placeholder (1e30) when a model sets no limit: ignore it.
-        if isinstance(config.get("model_max_length"), int) and 0 < config["model_max_length"] < 1 << 31:
-            options["model_max_length"] = config["model_max_length"]
-    return files[VOCAB_NAME], options
-
-
-def save_pretrained_files(save_directory: str | os.PathLike, tokens: list[str], options: dict) -> tuple[Path, Path]:
-    """Write vocab.txt and tokenizer_config.json (with `options`) so that transformers' AutoTokenizer
-    loads the directory; each file is replaced whole or not at all."""
-    directory = Path(save_directory)
-    if directory.exists() and not directory.is_dir():
-        raise FileExistsError(f"{str(directory)!r} is a file; save_pretrained needs a directory")
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab_path, config_path = directory / VOCAB_NAME, directory / CONFIG_NAME
-    with atomic_write(vocab_path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(token + "\n" for token in tokens)
-    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIAL_TOKENS))
-    config = {"tokenizer_class": "BertTokenizer", **options, **names, "clean_up_tokenization_spaces": True}
-    with atomic_write(config_path) as tmp:
-        Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    return vocab_path, config_path
-
-
-def _shipped_vocab(filename: str) -> Path:
-    """The vocabulary shipped with minibert: inside the wheel (minibert/vocab/) or in a source checkout (vocab/)."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "vocab", here.parent / "vocab"):
-        if (folder / filename).is_file():
-            return folder / filename
-    raise FileNotFoundError(
-        f"the vocabulary {filename} that ships with minibert is missing (looked in {here / 'vocab'} and "
-        f"{here.parent / 'vocab'}); reinstall minibert, or pass the path of a vocab.txt"
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # The tokenizer: the steps above joined to a vocabulary, and to the model inputs of inputs.py
 # --------------------------------------------------------------------------------------------
@@ -464,15 +367,8 @@ class BertTokenizer:
     # pad_token_id = the id of "[PAD]", and so on, in the order of SPECIAL_TOKENS.
     pad_token_id, unk_token_id, cls_token_id, sep_token_id, mask_token_id = map(_special_token_id, SPECIAL_TOKENS)
 
-    def __init__(
-        self,
-        vocab_file: str | os.PathLike,
-        do_lower_case: bool = True,
-        strip_accents: bool | None = None,
-        tokenize_chinese_chars: bool = True,
-        model_max_length: int = 512,
-        cache_size: int = 1 << 17,
-    ):
+    def __init__(self, vocab_file: str | os.PathLike, do_lower_case: bool = True, strip_accents: bool | None = None,
+                 tokenize_chinese_chars: bool = True, model_max_length: int = 512, cache_size: int = 1 << 17):  # fmt: skip
         if strip_accents not in (None, True, False):
             raise TypeError(f"strip_accents must be None, True or False, got {strip_accents!r}")
         check_count("model_max_length", model_max_length, minimum=1)
@@ -492,16 +388,9 @@ class BertTokenizer:
         self._cache_size = int(cache_size)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *,
-        cache_dir: str | os.PathLike | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        force_download: bool = False,
-        **kwargs,
-    ) -> BertTokenizer:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                        revision: str | None = None, local_files_only: bool = False, force_download: bool = False,
+                        **kwargs) -> BertTokenizer:  # fmt: skip
         """Load a tokenizer from a Hub id, a local directory, or a vocabulary file.
 
         Args:
@@ -518,7 +407,7 @@ class BertTokenizer:
             minibert.hub.HubError: a Hub id that cannot be found or fetched.
         """
         hub_options = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only}
-        vocab_file, options = load_pretrained_files(name_or_path, **hub_options, force_download=force_download)
+        vocab_file, options = tokenizer_files(name_or_path, **hub_options, force_download=force_download)
         return cls(vocab_file, **{**options, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[Path, Path]:
@@ -527,17 +416,13 @@ class BertTokenizer:
         Returns:
             the paths of the two files written.
         """
-        return save_pretrained_files(save_directory, self._id_to_token, self._options())
+        return save_tokenizer_files(save_directory, self._id_to_token, SPECIAL_TOKENS, self._options())
 
     def _options(self) -> dict:
         """The constructor options that tokenizer_config.json records (and __repr__ shows)."""
         basic = self.basic_tokenizer
-        return {
-            "do_lower_case": basic.do_lower_case,
-            "strip_accents": basic.strip_accents,
-            "tokenize_chinese_chars": basic.tokenize_chinese_chars,
-            "model_max_length": self.model_max_length,
-        }
+        return {"do_lower_case": basic.do_lower_case, "strip_accents": basic.strip_accents,
+                "tokenize_chinese_chars": basic.tokenize_chinese_chars, "model_max_length": self.model_max_length}
 
     # ---- vocabulary ------------------------------------------------------------------------
 

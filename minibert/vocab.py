@@ -268,6 +268,24 @@ def learn_merges_plain(word_counts: Mapping[str, int], min_frequency: int = 2, s
 # --------------------------------------------------------------------------------------------
 
 
+def _count_and_index(words: list[list[str]], counts: list[int]):
+    """The counts and the two indexes `learn_merges` keeps up to date: freq(symbol), freq(pair), and
+    pair -> the ids of the words that hold it, symbol -> the pairs it is part of."""
+    symbol_freq: Counter[str] = Counter()
+    pair_freq: Counter[tuple[str, str]] = Counter()
+    words_with: defaultdict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> ids of words holding it
+    pairs_with: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # symbol -> pairs it is part of
+    for i, (symbols, n) in enumerate(zip(words, counts)):
+        for symbol in symbols:
+            symbol_freq[symbol] += n
+        for pair in zip(symbols, symbols[1:]):
+            pair_freq[pair] += n
+            words_with[pair].add(i)
+            pairs_with[pair[0]].add(pair)
+            pairs_with[pair[1]].add(pair)
+    return symbol_freq, pair_freq, words_with, pairs_with
+
+
 def learn_merges(word_counts: Mapping[str, int], min_frequency: int = 2, score: str = "likelihood") -> Iterator[Merge]:
     """Yield the merges in the order they are learned (the same as `learn_merges_plain`, fast).
 
@@ -292,18 +310,7 @@ def learn_merges(word_counts: Mapping[str, int], min_frequency: int = 2, score: 
     min_frequency = max(min_frequency, 1)
     words = [split_word(word) for word in word_counts]
     counts = list(word_counts.values())
-    symbol_freq: Counter[str] = Counter()
-    pair_freq: Counter[tuple[str, str]] = Counter()
-    words_with: defaultdict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> ids of words holding it
-    pairs_with: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)  # symbol -> pairs it is part of
-    for i, (symbols, n) in enumerate(zip(words, counts)):
-        for symbol in symbols:
-            symbol_freq[symbol] += n
-        for pair in zip(symbols, symbols[1:]):
-            pair_freq[pair] += n
-            words_with[pair].add(i)
-            pairs_with[pair[0]].add(pair)
-            pairs_with[pair[1]].add(pair)
+    symbol_freq, pair_freq, words_with, pairs_with = _count_and_index(words, counts)
     total = sum(symbol_freq.values())
 
     # "ratio" scores are fractions p / q with q = freq(a) * freq(b) <= N^2. Two different such
