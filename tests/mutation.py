@@ -11,6 +11,13 @@ whether they failed (the mutant is CAUGHT) or passed (it SURVIVED: the suite has
     python tests/mutation.py --only gelu-tanh --only nsp-labels-flipped
     python tests/mutation.py --jobs 1    # one pytest at a time (a shared or small machine)
     python tests/mutation.py --baseline  # first check that every selection passes on the unchanged code
+    python tests/mutation.py --only attention-no-sqrt --show   # one bug, explained: see below
+
+`--show` is for learning (the walkthrough's exercises end with it): for each mutant named by --only it
+applies the bug to a temporary copy, runs the test that catches it, and prints where the bug sits (file:line,
+the original and the mutated lines), the test that failed, its failing assertion, and the size of the
+difference (what `torch.testing.assert_close` reports: mismatched elements, greatest absolute and relative
+difference).
 
 It exits with status 1 if any mutant survives, if its tests erred (collection error, no test selected,
 timeout), if a --baseline selection fails, or if a mutant's original text is no longer found exactly once
@@ -299,6 +306,12 @@ MUTANTS: list[Mutant] = [
       'step, epoch, next_batch = state["step"], state["epoch"], state["batch"] + 1',
       [T_PT, "-k", "resume_ends_exactly"],
       "a resumed pre-training run skips the batch after the interruption"),
+    # ---- the mutation check's own --show ---------------------------------------------------------------
+    m("show-line-off-by-one", "tests/mutation.py",
+      'return text.count("\\n", 0, at) + 1, original, mutated',
+      'return text.count("\\n", 0, at), original, mutated',
+      ["tests/test_mutation_show.py", "-k", "bug_lines"],
+      "--show names the line before the bug"),
     # ---- fine-tuning ------------------------------------------------------------------------------------
     m("windows-max-not-mean", "minibert/predict.py",
       "return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]",
@@ -382,12 +395,13 @@ class Result:
     status: str  # caught | SURVIVED | ERROR | TIMEOUT
     caught_by: str
     seconds: float
+    output: str = ""  # pytest's output
 
 
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
 
-def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float) -> Result:
+def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float, extra: tuple[str, ...] = ()) -> Result:
     """Apply the mutant to the copy, run its tests, restore the file. A mutant without a file is a baseline
     run: the tests on the unchanged copy, which must pass."""
     path = repo / mu.file
@@ -396,7 +410,7 @@ def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float) -> Resu
         path.write_text(original.replace(mu.old, mu.new, 1), encoding="utf-8")
     started = time.perf_counter()
     try:
-        cmd = [sys.executable, "-m", "pytest", *mu.tests, "-x", "-q", "-p", "no:cacheprovider", "-rfE"]
+        cmd = [sys.executable, "-m", "pytest", *mu.tests, "-x", "-q", "-p", "no:cacheprovider", "-rfE", *extra]
         try:
             proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -411,12 +425,64 @@ def run_one(mu: Mutant, repo: Path, env: dict[str, str], timeout: float) -> Resu
         ok = proc.returncode == 0
         return Result(mu, "ok" if ok else "FAILS", shlex.join(mu.tests) if ok else (failed[0] if failed else f"pytest exit {proc.returncode}"), seconds)
     if proc.returncode == 0:
-        return Result(mu, "SURVIVED", "", seconds)
+        return Result(mu, "SURVIVED", "", seconds, output)
     if proc.returncode == 1:
         failed = FAILED.findall(output)
-        return Result(mu, "caught", failed[0] if failed else "(a failing test)", seconds)
-    last = [line for line in output.strip().splitlines() if line.strip()][-3:]
-    return Result(mu, "ERROR", f"pytest exit {proc.returncode}: " + " | ".join(last), seconds)
+        return Result(mu, "caught", failed[0] if failed else "(a failing test)", seconds, output)
+    last = [line for line in output.strip().split("\n") if line.strip()][-3:]
+    return Result(mu, "ERROR", f"pytest exit {proc.returncode}: " + " | ".join(last), seconds, output)
+
+
+# ---- --show: one bug, explained ---------------------------------------------------------------------------
+
+
+def bug_lines(mu: Mutant, text: str) -> tuple[int, list[str], list[str]]:
+    """Where a mutant sits in the unchanged `text` of its file: the first line's number, the whole lines its
+    original text touches, and the same lines with the bug in."""
+    at = text.index(mu.old)
+    start = text.rfind("\n", 0, at) + 1  # the start of the first touched line
+    after = at + len(mu.old)
+    end = after if mu.old.endswith("\n") else (text.find("\n", after) % (len(text) + 1))
+    original = text[start:end].rstrip("\n").split("\n")
+    mutated = (text[start:at] + mu.new + text[after:end]).rstrip("\n").split("\n")
+    return text.count("\n", 0, at) + 1, original, mutated
+
+
+SIZE = re.compile(r"^E\s+(Mismatched elements:.*|Greatest (?:absolute|relative) difference:.*)$", re.M)
+
+
+def explain(mu: Mutant, r: Result, text: str) -> str:
+    """What --show prints for one mutant: where the bug is, the test that failed, its failing assertion
+    (pytest's `E` lines) and the size of the difference."""
+    line, original, mutated = bug_lines(mu, text)
+    out = [f"mutant {mu.name}: {mu.why}", f"where: {mu.file}:{line}"]
+    out += [f"  original | {l}" for l in original] + [f"  mutated  | {l}" for l in mutated]
+    if r.status != "caught":
+        out.append(f"result: {r.status} {r.caught_by}".rstrip() + f" (pytest {shlex.join(mu.tests)})")
+        return "\n".join(out)
+    out.append(f"caught by: {r.caught_by}")
+    errors = [l for l in r.output.split("\n") if l.startswith("E ")]
+    out.append("the failing assertion:")
+    out += ["  " + l for l in errors[:25]] + (["  ... (more E lines in pytest's output)"] if len(errors) > 25 else [])
+    sizes = SIZE.findall(r.output)
+    out.append("size of the difference:")
+    out += ["  " + s.strip() for s in sizes] or ["  the values compared are in the assertion above"]
+    return "\n".join(out)
+
+
+def show(mutants: list[Mutant], timeout: float) -> int:
+    """Apply each mutant to a temporary copy, run its tests, and explain the failure (0: all were caught)."""
+    with tempfile.TemporaryDirectory(prefix="minibert-mutation-") as tmp:
+        repo = make_copy(Path(tmp) / "w0")
+        env = environment(repo)
+        check_imports_copy(repo, env)
+        bad = 0
+        for mu in mutants:
+            print(f"running pytest {shlex.join(mu.tests)} -x on a copy with the bug ...", flush=True)
+            r = run_one(mu, repo, env, timeout, extra=("--tb=short",))
+            print(explain(mu, r, (ROOT / mu.file).read_text(encoding="utf-8")) + "\n", flush=True)
+            bad += r.status != "caught"
+    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", action="store_true",
                    help="first run each distinct test selection on the unchanged code: all must pass, or 'caught' means nothing")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for one mutant's tests (default: 900)")
+    p.add_argument("--show", action="store_true",
+                   help="with --only: print where each bug sits (file:line, original and mutated lines), the test "
+                        "that catches it, its failing assertion and the size of the difference")
     args = p.parse_args(argv)
 
     mutants = MUTANTS
@@ -440,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print(f"mutation: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if args.show and not args.only:
+        print("mutation: --show explains the mutants named by --only; add --only NAME (see --list)", file=sys.stderr)
+        return 2
     if args.list:
         for mu in mutants:
             print(f"{mu.name:36} {mu.file:24} {mu.why}\n{'':36} pytest {shlex.join(mu.tests)}")
@@ -449,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("mutation: the list is stale (update MUTANTS in tests/mutation.py):", *problems, sep="\n  ", file=sys.stderr)
         return 1
+    if args.show:
+        return show(mutants, args.timeout)
 
     if args.baseline:
         selections = list(dict.fromkeys(mu.tests for mu in mutants))
