@@ -306,7 +306,12 @@ MUTANTS: list[Mutant] = [
       'step, epoch, next_batch = state["step"], state["epoch"], state["batch"] + 1',
       [T_PT, "-k", "resume_ends_exactly"],
       "a resumed pre-training run skips the batch after the interruption"),
-    # ---- the mutation check's own --show ---------------------------------------------------------------
+    # ---- the teaching tools: the mutation check's --show, the walkthrough's notebook ---------------------
+    m("notebook-ignores-continues", "docs/make_notebook.py",
+      'start = f"session({section})" if mark.group(1) is None else f"session({section}, continues={mark.group(1)})"',
+      'start = f"session({section})"',
+      ["tests/test_walkthrough.py", "-k", "notebook and not runs"],
+      "every notebook cell starts in a fresh interpreter, also where the chapter continues an earlier section"),
     m("show-line-off-by-one", "tests/mutation.py",
       'return text.count("\\n", 0, at) + 1, original, mutated',
       'return text.count("\\n", 0, at), original, mutated',

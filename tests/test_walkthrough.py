@@ -247,3 +247,109 @@ def test_make_figures_draws_every_figure_from_the_current_code(tmp_path, monkeyp
     assert "above 0.5 for 12; the two `it`s: 0.61, 0.70" in printed and "(0.61 and 0.70)" in text and "12 of them" in text
     assert "3821 training examples (chunks), batch 16, 4 epochs: 239 steps per epoch, 956 in all, warmup 95" in printed
     assert "3821 training chunks (section 15),\nbatch 16, 4 epochs, so 239 steps per epoch and 956 in all; warmup is the first 95" in text
+
+
+# ---- §5: one head written out is SelfAttention ----------------------------------------------------------
+
+
+def one_head_from_the_walkthrough():
+    """The `one_head` function that §5 defines in a session, run from the chapter's own text."""
+    (block,) = [b for b in SESSIONS if ">>> def one_head(" in b.text]
+    names = {"torch": __import__("torch")}
+    for example in doctest.DocTestParser().get_examples(block.text):
+        exec(example.source, names)
+    return names["one_head"]
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "math"])
+def test_one_head_written_out_is_self_attention(attn_implementation):
+    """§5's single-head attention, one query at a time, run on every head and merged by W_O, equals
+    SelfAttention on random weights, for each sentence of a padded batch (on the real tokens of the padded one:
+    padding keys must get no weight), on both attention paths."""
+    import torch
+
+    from minibert import BertConfig
+    from minibert.model import SelfAttention, attention_bias
+
+    one_head = one_head_from_the_walkthrough()
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=24, num_attention_heads=3, intermediate_size=48, attn_implementation=attn_implementation)
+    attn = SelfAttention(cfg).eval()
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.normal_(0, 0.5)  # well away from the initial weights, so that a wrong head slice shows
+    x = torch.randn(2, 7, 24)  # (B, T, H)
+    lengths = [7, 4]  # row 1: 3 padding tokens
+    mask = torch.tensor([[1] * n + [0] * (7 - n) for n in lengths])
+    with torch.no_grad():
+        fused, _ = attn(x, attention_bias(mask, torch.float32))
+        H, hd = 24, 8
+        W, b = attn.qkv.weight, attn.qkv.bias
+        for row, n in enumerate(lengths):
+            heads = [one_head(x[row, :n], *(t[part * H + k * hd : part * H + (k + 1) * hd] for part in range(3) for t in (W, b)))
+                     for k in range(3)]
+            by_hand = attn.out(torch.cat(heads, dim=-1))  # (n, H)
+            torch.testing.assert_close(by_hand, fused[row, :n], atol=1e-5, rtol=1e-5)
+
+
+# ---- The notebook ----------------------------------------------------------------------------------------
+
+NOTEBOOK = ROOT / "docs" / "walkthrough.ipynb"
+PY_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: .*\n(?:  .*\n)?", re.M)  # "file:line: XWarning: ..." and its source line
+
+
+def make_notebook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebook", ROOT / "docs" / "make_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_notebook_is_a_fresh_generation_of_the_chapter():
+    expected = make_notebook().notebook(WALKTHROUGH.read_text(encoding="utf-8"))
+    assert NOTEBOOK.read_text(encoding="utf-8") == expected, "docs/walkthrough.ipynb is stale: run python docs/make_notebook.py"
+
+
+def test_the_notebook_has_one_code_cell_per_session_in_order_and_starts_each_as_the_chapter_says():
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c.source for c in nb.cells if c.cell_type == "code"][1:]  # after the setup cell
+    assert len(code) == len(SESSIONS)
+    parser = doctest.DocTestParser()
+    for source, b in zip(code, SESSIONS):
+        first, rest = source.split("\n", 1)
+        continues = SESSION_MARK.match(b.before[-1]).group(1)
+        assert first.startswith(f"session({b.section})" if continues is None else f"session({b.section}, continues={continues})")
+        assert rest.rstrip("\n") == "".join(e.source for e in parser.get_examples(b.text)).rstrip("\n")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## 20. How the tests prove it" in prose  # the prose, to the end
+    assert not [line for line in prose.split("\n") if SESSION_MARK.match(line)]  # the marks became session(...) calls
+
+
+def test_the_notebook_runs_on_the_cpu_and_prints_what_the_chapter_shows():
+    """Executes the notebook in a Jupyter kernel (nbclient), then compares each session's cell output with the
+    chapter's, as the session test does (Python warnings printed by the kernel set aside)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "docs")}}).execute()
+    checker, parser = FloatTolerantChecker(), doctest.DocTestParser()
+    wrong = []
+    for cell, b in zip([c for c in nb.cells if c.cell_type == "code"][1:], SESSIONS):
+        got = ""
+        for o in cell.outputs:
+            if o.output_type == "stream":
+                got += PY_WARNING.sub("", o.text) if o.name == "stderr" else o.text
+            elif o.output_type == "execute_result":
+                got += o.data["text/plain"] + "\n"
+            else:
+                got += f"{o.output_type} {o.get('ename', '')}: {o.get('evalue', '')}\n"
+        want = "".join(e.want for e in parser.get_examples(b.text))
+        if not checker.check_output(want, got, doctest.ELLIPSIS):
+            wrong.append(f"WALKTHROUGH.md line {b.line}: the notebook printed\n{got}instead of\n{want}")
+    assert not wrong, "\n".join(wrong)
