@@ -415,7 +415,7 @@ def test_documented_difference_9_decode_cleanup(tok, legacy, rust):
 
 
 def test_rust_decode_spacing_without_cleanup(tok, legacy, rust):
-    """Pins the README's wording of difference 9: with clean_up_tokenization_spaces=False the Rust decoder
+    """Pins the wording of difference 9 (docs/tokenizer_notes.md): with clean_up_tokenization_spaces=False the Rust decoder
     still drops the space before . , ! ? ; only the multi-token rules ("isn ' t", "' s") follow the flag."""
     ids = tok.encode("a. b, c! d? e; f: isn't the [MASK]'s")
     spaced = "[CLS] a . b , c ! d ? e ; f : isn ' t the [MASK] ' s [SEP]"
@@ -678,7 +678,7 @@ def test_vocab_file_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_special_tokens_are_fixed_there_is_no_never_split(tok, vocab_path):
-    """The README's "differences from other libraries": special tokens typed in the text always stay whole,
+    """docs/tokenizer_notes.md, "Differences from other libraries": special tokens typed in the text always stay whole,
     and BertTokenizer takes no never_split (google-research/bert and torchtext split "[MASK]" unless listed)."""
     assert tok.tokenize("the [MASK] and [SEP][CLS]") == ["the", "[MASK]", "and", "[SEP]", "[CLS]"]
     with pytest.raises(TypeError, match="never_split"):
