@@ -6,7 +6,7 @@ that should catch it. For every mutant this script copies the repository into a 
 applies the edit there (never to your checkout), runs the named tests against the copy, and reports
 whether they failed (the mutant is CAUGHT) or passed (it SURVIVED: the suite has a blind spot).
 
-    python tests/mutation.py             # every mutant, 2 at a time (~7 minutes on a 2-core machine)
+    python tests/mutation.py             # every mutant, 2 at a time (the README's Tests section: how long)
     python tests/mutation.py --list      # names, files and the tests each one runs
     python tests/mutation.py --only gelu-tanh --only nsp-labels-flipped
     python tests/mutation.py --jobs 1    # one pytest at a time (a shared or small machine)
