@@ -43,3 +43,14 @@ def test_bug_lines_gives_whole_lines_for_a_part_of_a_line():
 def test_show_needs_only():
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "mutation.py"), "--show"], capture_output=True, text=True)
     assert proc.returncode == 2 and "add --only NAME" in proc.stderr
+
+
+def test_bug_lines_locates_every_mutant_exactly():
+    """For every mutant of the list, the lines --show prints are where the bug goes: putting the mutated lines in
+    place of the original ones, at the line named, gives exactly the mutated file."""
+    for mu in mutation.MUTANTS:
+        text = (ROOT / mu.file).read_text(encoding="utf-8")
+        line, original, mutated = mutation.bug_lines(mu, text)
+        lines = text.split("\n")
+        assert lines[line - 1 : line - 1 + len(original)] == original, mu.name
+        assert "\n".join(lines[: line - 1] + mutated + lines[line - 1 + len(original) :]) == text.replace(mu.old, mu.new, 1), mu.name
