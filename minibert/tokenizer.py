@@ -297,7 +297,7 @@ class WordpieceTokenizer:
 
 
 # --------------------------------------------------------------------------------------------
-# Step 3: the vocabulary file, and the tokenizer files of a pretrained model
+# Step 3: the vocabulary file (hub.py finds and writes the files of a pretrained tokenizer)
 # --------------------------------------------------------------------------------------------
 
 
