@@ -466,7 +466,9 @@ def explain(mu: Mutant, r: Result, text: str) -> str:
         out.append(f"result: {r.status} {r.caught_by}".rstrip() + f" (pytest {shlex.join(mu.tests)})")
         return "\n".join(out)
     out.append(f"caught by: {r.caught_by}")
-    errors = [l for l in r.output.split("\n") if l.startswith("E ")]
+    errors = [l for l in r.output.split("\n") if l.startswith("E ") and not SIZE.match(l)]  # the sizes come below
+    while errors and not errors[-1][1:].strip():
+        errors.pop()
     out.append("the failing assertion:")
     out += ["  " + l for l in errors[:25]] + (["  ... (more E lines in pytest's output)"] if len(errors) > 25 else [])
     sizes = SIZE.findall(r.output)
