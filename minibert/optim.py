@@ -171,9 +171,9 @@ class LinearWarmupDecay:
         peak * (t + 1) / (w + 1)        for t < w    (the first step: peak / (w + 1), never 0)
         peak * (N - t) / (N - w)        for t >= w   (the peak at t = w; the last step, N - 1: peak / (N - w))
 
-    The rate would reach 0 at t = N, a step never taken. transformers' `get_linear_schedule_with_warmup` is
-    the same shifted by one warmup step (its first step has lr 0); google-research/bert decays one line from
-    step 0, so it never reaches the full peak after warmup. Call `step()` after each optimizer step."""
+    The rate would reach 0 at t = N, a step never taken. transformers' `get_linear_schedule_with_warmup`
+    decays the same way but warms up with t / w, so its first step has lr 0; google-research/bert decays one
+    line from step 0, so it never reaches the full peak after warmup. Call `step()` after each optimizer step."""
 
     def __init__(self, optimizer: AdamW, warmup_steps: int, total_steps: int):
         if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
