@@ -11,7 +11,7 @@ import shutil
 import matplotlib.image
 import pytest
 import torch
-from conftest import load_script
+from conftest import ROOT, load_script
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -151,6 +151,11 @@ def test_the_page_loads_offline_without_a_console_error(browser, pages):
     assert b.execute_script("return performance.getEntriesByType('resource').length") == 0  # no request at all
     assert len(b.find_elements(By.CSS_SELECTOR, "canvas.thumb")) == 6 * 12
     assert "padding included" in b.find_element(By.ID, "input").text
+    shipped = ROOT / "docs" / "figures" / "attention.html"  # the example page the walkthrough links to
+    assert "figures/attention.html" in (ROOT / "docs" / "WALKTHROUGH.md").read_text(encoding="utf-8")
+    b.get(shipped.as_uri())
+    assert [e for e in b.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+    assert len(b.find_elements(By.CSS_SELECTOR, "canvas.thumb")) == 6 * 12
 
 
 def test_clicking_a_thumbnail_opens_that_head(browser, pages):
