@@ -6,6 +6,7 @@ a thumbnail opens its head, a token opens its row of arithmetic, and it shows th
 from __future__ import annotations
 
 import io
+import json
 import shutil
 
 import matplotlib.image
@@ -94,6 +95,18 @@ def test_the_script_checks_its_options_before_loading(minilm_dir, random_minilm,
         assert script.main(argv + ["--no-trace"]) == 2, argv
         assert message in capsys.readouterr().err
     assert page.read_text() == "the user's own file"  # refused: an existing page needs --overwrite
+
+    # One text (no pair, no padding), the PNG too because --output is given, then --overwrite replaces the page.
+    png = tmp_path / "grid.png"
+    for extra in ([], ["--overwrite"]):
+        argv = ["the cat sat .", "--model", str(minilm_dir), "--html", str(tmp_path / "one.html"), "--output", str(png)]
+        assert script.main(argv + extra + ["--no-trace"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {png}: 6 layer(s) x 12 head(s)" in printed and "the attention explorer" in printed
+    embedded = json.loads((tmp_path / "one.html").read_text().split('<script id="data" type="application/json">')[1].split("</script>")[0])
+    assert embedded["tokens"] == ["[CLS]", "the", "cat", "sat", ".", "[SEP]"] and embedded["pair"] is None
+    assert embedded["segments"] == [0] * 6 and embedded["mask"] == [1] * 6 and len(embedded["models"]) == 1
+    assert (tmp_path / "one.html").read_text().count("the user's own file") == 0 and page.read_text() == "the user's own file"
 
 
 # ---- In the browser -----------------------------------------------------------------------------------------
