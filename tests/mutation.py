@@ -341,6 +341,21 @@ MUTANTS: list[Mutant] = [
       "for parts, one in zip((q, v, k), qkv.float()",
       ["tests/test_attention_page.py", "-k", "give_back"],
       "the explorer's keys and values are swapped"),
+    m("explorer-thumbnail-transposed", "minibert/attention_page.html",
+      'canvas.addEventListener("click", () => select(g.model ?? state.model, l, h));',
+      'canvas.addEventListener("click", () => select(g.model ?? state.model, h, l));',
+      ["tests/test_attention_page.py", "-k", "thumbnail"],
+      "clicking the thumbnail of layer l, head h opens layer h, head l"),
+    m("explorer-hover-ignored", "minibert/attention_page.html",
+      'text.addEventListener("mouseenter", () => { state.hover = i; isolate(); drawArithmetic(); });',
+      'text.addEventListener("mouseenter", () => { isolate(); drawArithmetic(); });',
+      ["tests/test_attention_page.py", "-k", "hovering"],
+      "hovering a token neither isolates its lines nor shows its row"),
+    m("explorer-overwrites-a-page", "scripts/show_attention.py",
+      "if args.html.exists() and not args.overwrite:",
+      "if args.html.exists() and args.overwrite is None:",
+      ["tests/test_attention_page.py", "-k", "script"],
+      "an existing --html file is replaced without --overwrite"),
 ]
 
 
