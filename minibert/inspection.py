@@ -411,10 +411,11 @@ def _base64(t: torch.Tensor, dtype: str) -> str:
     return base64.b64encode(t.contiguous().numpy().astype(dtype).tobytes()).decode("ascii")
 
 
-def attention_page(details: list[tuple[str, AttentionDetail]], text: str, text_pair: str | None = None) -> str:
+def attention_page(details: list[tuple[str, AttentionDetail]], text: str, text_pair: str | None = None,
+                   layer: int = 0, head: int = 0) -> str:
     """The attention explorer: one self-contained HTML page (model, head and arithmetic views) for one input
-    and one or two models. Two models must split the text into the same tokens and have the same layers and
-    heads, so that the page can show the difference head by head.
+    and one or two models, opened at `layer` and `head`. Two models must split the text into the same tokens and
+    have the same layers and heads, so that the page can show the difference head by head.
 
     The probabilities and the dot products q·k are embedded as float32, exactly the model's numbers; q, k and v,
     drawn as coloured strips and printed to 3 digits, as float16, which halves the page.
@@ -428,8 +429,12 @@ def attention_page(details: list[tuple[str, AttentionDetail]], text: str, text_p
             raise InspectionError(f"{name} has {d.probs.shape[0]} layers x {d.probs.shape[1]} heads and "
                                   f"{details[0][0]} {first.probs.shape[0]} x {first.probs.shape[1]}: the page "
                                   f"compares models of the same shape, head by head")
+    for name, value, n in (("layer", layer, first.probs.shape[0]), ("head", head, first.probs.shape[1])):
+        if not 0 <= value < n:
+            raise InspectionError(f"--{name} {value} does not exist: the model has {n} {name}s, numbered 0 to {n - 1}")
     data = {
         "text": text,
+        "start": {"layer": layer, "head": head},
         "pair": text_pair,
         "tokens": first.tokens,
         "segments": first.segments,

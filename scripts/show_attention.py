@@ -20,10 +20,9 @@ sum of the values, with the model's numbers. An existing --html file is replaced
 
 import argparse
 import sys
-
-from minibert.cli import main_for
 from pathlib import Path
 
+from minibert.cli import main_for
 from minibert.inspection import attention, attention_detail, attention_page, load_encoder, plot_attention, trace
 
 
@@ -41,8 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pad-to", type=int, default=None,
                    help="with --html: pad the input with [PAD] to this many tokens, to see the padding mask (default: no padding)")
     p.add_argument("--overwrite", action="store_true", help="replace the --html file if it exists (default: refuse)")
-    p.add_argument("--layer", type=int, default=None, help="draw only this layer (0-based) with token labels (default: all)")
-    p.add_argument("--head", type=int, default=None, help="with --layer: draw only this head (0-based), large (default: all)")
+    p.add_argument("--layer", type=int, default=None,
+                   help="draw only this layer (0-based) with token labels; the page opens at it (default: all; the page: 0)")
+    p.add_argument("--head", type=int, default=None,
+                   help="with --layer: draw only this head (0-based), large; the page opens at it (default: all; the page: 0)")
     p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the PNG (default: 100)")
     p.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True,
                    help="print the tokens and the shape after every stage (default: True)")
@@ -85,7 +86,7 @@ def run(args) -> None:
         if args.compare is not None:
             other, other_tokenizer = load_encoder(args.compare, args.device)
             details.append((args.compare, attention_detail(other, other_tokenizer, args.text, args.pair, args.pad_to)))
-        page = attention_page(details, args.text, args.pair)
+        page = attention_page(details, args.text, args.pair, layer=args.layer or 0, head=args.head or 0)
         args.html.write_text(page, encoding="utf-8")
         print(f"wrote {args.html}: the attention explorer, {len(page.encode()) / 1e6:.1f} MB, "
               f"{len(details[0][1].tokens)} tokens; open it in a browser")

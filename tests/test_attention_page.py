@@ -90,6 +90,7 @@ def test_the_script_checks_its_options_before_loading(minilm_dir, random_minilm,
         ([TEXT, PAIR, "--pair", PAIR], "the second segment is given twice"),
         ([TEXT, "--html", str(tmp_path / "no" / "page.html")], "does not exist; create it first"),
         ([TEXT, "--html", str(page), "--overwrite", "--pad-to", "5", "--model", str(minilm_dir)], "--pad-to 5 must be between"),
+        ([TEXT, "--html", str(page), "--overwrite", "--head", "12", "--model", str(minilm_dir)], "--head 12 does not exist"),
     ]
     for argv, message in cases:
         assert script.main(argv + ["--no-trace"]) == 2, argv
@@ -120,7 +121,7 @@ def pages(minilm_dir, random_minilm, tmp_path_factory):
     one, two = folder / "one.html", folder / "two.html"
     common = [TEXT, PAIR, "--model", str(minilm_dir), "--pad-to", str(PAD_TO), "--no-trace"]
     assert script.main(common + ["--html", str(one)]) == 0
-    assert script.main(common + ["--html", str(two), "--compare", str(random_minilm)]) == 0
+    assert script.main(common + ["--html", str(two), "--compare", str(random_minilm), "--layer", "5", "--head", "11"]) == 0
     return one, two
 
 
@@ -240,6 +241,7 @@ def test_hiding_cls_and_sep_renormalises_the_rows_and_says_so(browser, pages, de
 
 def test_two_models_side_by_side_and_their_difference(browser, pages, detail, random_minilm):
     b = open_page(browser, pages[1])
+    assert b.find_element(By.ID, "head-title").text == "layer 5, head 11"  # where --layer and --head opened it
     captions = [c.text for c in b.find_elements(By.CSS_SELECTOR, "table.grid caption")]
     assert len(captions) == 3 and captions[2].startswith("difference")
     assert len(b.find_elements(By.CSS_SELECTOR, 'canvas.thumb[data-model="diff"]')) == 6 * 12
