@@ -371,3 +371,43 @@ def cpu_train_step(model_dir: str, B: int = 16, T: int = 256, iters: int = 5) ->
                          "tokens_per_s": B * T / s,
                          "minibert_speedup": seconds["transformers"] / seconds["minibert"] if name == "minibert" else None})
     return rows
+
+
+def cpu_operator_profile(model_dir: str, B: int = 8, T: int = 256, top: int = 12) -> dict:
+    """torch.profiler over one bf16 call of each library, side by side: the forward under autocast, with the weights
+    cast once, and a fine-tuning step under autocast (forward + backward). For each, the operators that take the
+    most CPU time in either library, with their call counts and self times (the counts do not depend on the
+    machine's load, the times do)."""
+    import copy
+
+    ids = torch.randint(1000, 30000, (B, T), generator=torch.Generator().manual_seed(0))
+    mask, labels = torch.ones_like(ids), torch.randint(0, 2, (B,), generator=torch.Generator().manual_seed(1))
+    models = classifier_twins(model_dir)
+    cast = {name: copy.deepcopy(m).to(torch.bfloat16).eval() for name, m in models.items()}
+
+    def forward(m, autocast):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            m.eval()(input_ids=ids, attention_mask=mask)
+
+    def train(m):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m.train()(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        m.zero_grad(set_to_none=True)
+
+    cases = {"forward, bf16 autocast": lambda name: forward(models[name], True),
+             "forward, bf16 weights cast once": lambda name: forward(cast[name], False),
+             "fine-tuning step, bf16 autocast": lambda name: train(models[name])}
+    out = {"config": f"sequence classifier, batch {B} x {T}, all-ones mask"}
+    for case, fn in cases.items():
+        ops = {}
+        for name in ("transformers", "minibert"):
+            fn(name)  # warm-up
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                fn(name)
+            ops[name] = {e.key: (e.count, e.self_cpu_time_total / 1e3) for e in prof.key_averages() if e.key.startswith("aten::")}
+        shown = sorted(set(ops["transformers"]) | set(ops["minibert"]),
+                       key=lambda k: -max(ops[n].get(k, (0, 0.0))[1] for n in ops))[:top]
+        out[case] = [{"operator": k, **{f"{n}_calls": ops[n].get(k, (0, 0.0))[0] for n in ops},
+                      **{f"{n}_self_ms": ops[n].get(k, (0, 0.0))[1] for n in ops}} for k in shown]
+    return out

@@ -144,6 +144,7 @@ def run_section(name: str, model: str, sizes: Sizes, work: Path) -> dict:
                           "rows": speed.cpu_forward(out["model"], **f)}
         out["train_step"] = {"config": f"sequence classifier, batch {t['B']} x {t['T']}, forward + backward + AdamW, {t['iters']} "
                                        f"alternating steps, medians", "rows": speed.cpu_train_step(out["model"], **t)}
+        out["operators"] = speed.cpu_operator_profile(out["model"], B=f["B"], T=f["T"] // 2)  # where each spends its time
         return out
     raise ValueError(f"unknown section {name!r}")
 

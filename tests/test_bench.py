@@ -267,6 +267,9 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
     assert {(r["precision"], r["variant"]) for r in cp["forward"]["rows"]} == {
         (p, v) for p in ("fp32", "bf16 autocast", "bf16, weights cast once") for v in ("transformers", "minibert")}
     assert {r["precision"] for r in cp["train_step"]["rows"]} == {"fp32", "bf16 autocast"}
+    ops = cp["operators"]  # the side-by-side profile: each case lists operators with both libraries' call counts
+    assert all(ops[case] and {"transformers_calls", "minibert_calls"} <= set(ops[case][0]) for case in
+               ("forward, bf16 autocast", "forward, bf16 weights cast once", "fine-tuning step, bf16 autocast"))
     # the README renderer reads these measured sections (as if measured for real) and owes none of them
     real = {"sections": {s: {"a GPU": m[machine]} for s, m in data["sections"].items()}, "imported": results.load(results.DEFAULT)["imported"]}
     text = render_readme.render((ROOT / "README.md").read_text(), real)
