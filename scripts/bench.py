@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         sizes, model = suite.Sizes(), a.model or default_model()
         if a.predict_texts is not None:
             sizes.predict_texts = a.predict_texts
-        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer")]
+        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer", "cpu-predict")]
         if needs_model and not (Path(model) / "config.json").is_file():
             return fail(f"--model {model}: no config.json there; pass a directory with a pretrained BERT in "
                         f"Hugging Face layout (config.json, model.safetensors, vocab.txt)")
