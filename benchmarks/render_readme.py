@@ -248,8 +248,10 @@ def speed_block(data: dict) -> str:
               f"({machine}, {e['date']}; `python scripts/bench.py --sections cpu-infer`):", "",
               "| model | ms (median) | ratio |", "| --- | --- | --- |"]
     lines += [f"| {r['variant']} | {r['ms']:.1f} | {base['ms'] / r['ms']:.2f} |" for r in rows]
-    pred = newest(data, "cpu-predict") or (imp["cpu-predict"]["machine"], imp["cpu-predict"])
-    machine, e = pred
+    got = newest(data, "cpu-predict")
+    if got and "quality" in got[1]["result"]:
+        return "\n".join(lines + [""] + cpu_predict_block(*got))
+    machine, e = got or (imp["cpu-predict"]["machine"], imp["cpu-predict"])
     caveat = f" Caveat: {e['caveat']}." if e.get("caveat") else ""
     lines += ["", f"Prediction on the CPU: `predict.py`'s code path against `transformers.pipeline(\"text-classification\")`, "
               f"same fine-tuned MiniLM, same texts and truncation, {e['result']['config']}; every variant gave the same labels "
@@ -259,7 +261,44 @@ def speed_block(data: dict) -> str:
     for r in e["result"]["rows"]:
         faster = f"{r['minibert_speedup']:.2f}x faster" if not r["variant"].startswith("minibert") else ""
         lines.append(f"| {r['variant']}, batch {r['batch_size']} | {r['texts_per_s']:.2f} | {faster} | {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", "Owed, from one run on a quiet machine: predict.py against the pipeline at equal precision (fp32, and bf16 with "
+              "the weights cast once), each one's default, bf16's labels and accuracy against fp32's on the 400 test reviews, and "
+              "the classifier's forward and fine-tuning step against transformers in fp32 and bf16: "
+              "`python scripts/finetune.py --preset cpu --model $M`, then "
+              "`python scripts/bench.py --sections cpu-predict --model runs/finetune-cpu/model --force`."]
     return "\n".join(lines)
+
+
+def cpu_predict_block(machine: str, e: dict) -> list[str]:
+    """The cpu-predict section: prediction rows, bf16's quality, the forward and the fine-tuning step."""
+    r = e["result"]
+    bf16_cpu = "a CPU with native bf16 units" if r.get("native_bf16") else "a CPU without native bf16 units"
+    lines = [f"Prediction on the CPU ({machine}: {r['machine']}, {bf16_cpu}; torch {e['torch']}, transformers {e['transformers']}, "
+             f"{e['date']}; `python scripts/bench.py --sections cpu-predict --model runs/finetune-cpu/model`): `predict.py`'s code "
+             f"path against `transformers.pipeline(\"text-classification\")`, the same fine-tuned model ({r['model']}), "
+             f"{r['config']}; chunks of texts alternate between the variants, each in its own process:", "",
+             "| variant | runs in | batch | texts/s | minibert's speed / this | peak memory | labels as minibert fp32 | accuracy |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for x in r["rows"]:  # each pipeline row against minibert at the same precision and batch (defaults: each one's own)
+        faster = f"{x['minibert_speedup']:.2f}x" if x.get("minibert_speedup") else ""
+        lines.append(f"| {x['variant']} | {x['runs_in']} | {x['batch_size']} | {x['texts_per_s']:.2f} | {faster} | "
+                     f"{x['peak_rss_mb']:.0f} MB | {pct(x['agreement_with_minibert_fp32'])}% | {pct(x['accuracy'])} |")
+    q = r["quality"]
+    verdict = ("within the bar (labels agree on at least 99.5%, accuracy moves by at most 0.5 points), so `--precision auto` "
+               "uses bf16 for inference on such CPUs" if q["bf16_good_enough"] else
+               "outside the bar (labels agree on at least 99.5%, accuracy moves by at most 0.5 points): `--precision auto` "
+               "should keep fp32 for inference")
+    lines += ["", f"bf16 against fp32, minibert, {q['texts']} test reviews: the labels agree on {pct(q['agreement'])}%, accuracy "
+                  f"{pct(q['accuracy_fp32'])} (fp32) and {pct(q['accuracy_bf16'])} (bf16), largest probability difference "
+                  f"{q['max_probability_diff']:.4f}; {verdict}."]
+    for part, title in (("forward", "The classifier's forward"), ("train_step", "One fine-tuning step")):
+        rows = r[part]["rows"]
+        lines += ["", f"{title}, {r[part]['config']}, same weights and inputs, minibert against transformers:", "",
+                  "| precision | transformers, ms | minibert, ms | minibert is |", "| --- | --- | --- | --- |"]
+        for precision in dict.fromkeys(x["precision"] for x in rows):
+            t, m = (next(x for x in rows if x["precision"] == precision and x["variant"] == v) for v in ("transformers", "minibert"))
+            lines.append(f"| {precision} | {t['ms']:.1f} | {m['ms']:.1f} | {m['minibert_speedup']:.2f}x |")
+    return lines
 
 
 COMPILED_DOUBT_SHORT = {

@@ -292,3 +292,122 @@ def cpu_inference(model_dir: str, B: int = 32, T: int = 512, iters: int = 10, th
          "threads": torch.get_num_threads(), "iters": iters}
         for name, ts in times.items()
     ]
+
+
+def alternate(fns: dict, iters: int) -> dict[str, float]:
+    """Median seconds per call of each function, calling them in turn (after one warm-up round), so that drifts
+    in the machine's load hit all of them alike."""
+    times = {name: [] for name in fns}
+    for i in range(iters + 1):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if i:  # the first round is warm-up
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def classifier_twins(model_dir: str, num_labels: int = 2) -> dict:
+    """transformers' and minibert's BertForSequenceClassification (sdpa attention) holding the same weights: the
+    pretrained encoder of model_dir and one classifier layer (random, seeded), float32, on the CPU."""
+    import transformers
+
+    torch.manual_seed(0)
+    hf = transformers.BertForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels, attn_implementation="sdpa",
+                                                                     dtype=torch.float32)
+    mb = minibert.BertForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels)
+    load_state_dict(mb, hf.state_dict())
+    return {"transformers": hf, "minibert": mb}
+
+
+def cpu_forward(model_dir: str, B: int = 32, T: int = 512, iters: int = 10) -> list[dict]:
+    """The sequence classifier's forward on the CPU (what prediction runs), minibert against transformers, same
+    weights and inputs, all-ones mask, in fp32, under bf16 autocast, and with the weights cast to bf16 once.
+    Calls alternate between the two libraries; each row is a median. The logits are checked against each other."""
+    import copy
+
+    ids = torch.randint(1000, 30000, (B, T), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    fp32 = {name: m.eval() for name, m in classifier_twins(model_dir).items()}
+    cast = {name: copy.deepcopy(m).to(torch.bfloat16) for name, m in fp32.items()}
+    rows = []
+    for precision, models, autocast in (("fp32", fp32, False), ("bf16 autocast", fp32, True), ("bf16, weights cast once", cast, False)):
+        logits = {}
+
+        def call(name, models=models, autocast=autocast):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                logits[name] = models[name](input_ids=ids, attention_mask=mask).logits.float()
+
+        seconds = alternate({name: (lambda name=name: call(name)) for name in models}, iters)
+        tol = 1e-4 if precision == "fp32" else 0.1  # bf16 keeps about 3 significant digits
+        torch.testing.assert_close(logits["minibert"], logits["transformers"], atol=tol, rtol=tol)
+        for name, s in seconds.items():
+            rows.append({"precision": precision, "variant": name, "ms": 1e3 * s, "tokens_per_s": B * T / s,
+                         "minibert_speedup": seconds["transformers"] / seconds["minibert"] if name == "minibert" else None})
+    return rows
+
+
+def cpu_train_step(model_dir: str, B: int = 16, T: int = 256, iters: int = 5) -> list[dict]:
+    """One fine-tuning step (forward, backward, AdamW) of the sequence classifier on the CPU, minibert (its own AdamW)
+    against transformers (torch.optim.AdamW), same weights and batch, in fp32 and under bf16 autocast; calls alternate
+    between the two libraries, medians."""
+    ids = torch.randint(1000, 30000, (B, T), generator=torch.Generator().manual_seed(0))
+    mask, labels = torch.ones_like(ids), torch.randint(0, 2, (B,), generator=torch.Generator().manual_seed(1))
+    rows = []
+    for precision in ("fp32", "bf16"):
+        models = {name: m.train() for name, m in classifier_twins(model_dir).items()}
+        optimizers = {name: make_optimizer(name, m, compiled=False) for name, m in models.items()}
+
+        def step(name, precision=precision, models=models, optimizers=optimizers):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = models[name](input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+
+        seconds = alternate({name: (lambda name=name: step(name)) for name in models}, iters)
+        for name, s in seconds.items():
+            rows.append({"precision": precision if precision == "fp32" else "bf16 autocast", "variant": name, "ms": 1e3 * s,
+                         "tokens_per_s": B * T / s,
+                         "minibert_speedup": seconds["transformers"] / seconds["minibert"] if name == "minibert" else None})
+    return rows
+
+
+def cpu_operator_profile(model_dir: str, B: int = 8, T: int = 256, top: int = 12) -> dict:
+    """torch.profiler over one bf16 call of each library, side by side: the forward under autocast, with the weights
+    cast once, and a fine-tuning step under autocast (forward + backward). For each, the operators that take the
+    most CPU time in either library, with their call counts and self times (the counts do not depend on the
+    machine's load, the times do)."""
+    import copy
+
+    ids = torch.randint(1000, 30000, (B, T), generator=torch.Generator().manual_seed(0))
+    mask, labels = torch.ones_like(ids), torch.randint(0, 2, (B,), generator=torch.Generator().manual_seed(1))
+    models = classifier_twins(model_dir)
+    cast = {name: copy.deepcopy(m).to(torch.bfloat16).eval() for name, m in models.items()}
+
+    def forward(m, autocast):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            m.eval()(input_ids=ids, attention_mask=mask)
+
+    def train(m):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m.train()(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        m.zero_grad(set_to_none=True)
+
+    cases = {"forward, bf16 autocast": lambda name: forward(models[name], True),
+             "forward, bf16 weights cast once": lambda name: forward(cast[name], False),
+             "fine-tuning step, bf16 autocast": lambda name: train(models[name])}
+    out = {"config": f"sequence classifier, batch {B} x {T}, all-ones mask"}
+    for case, fn in cases.items():
+        ops = {}
+        for name in ("transformers", "minibert"):
+            fn(name)  # warm-up
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                fn(name)
+            ops[name] = {e.key: (e.count, e.self_cpu_time_total / 1e3) for e in prof.key_averages() if e.key.startswith("aten::")}
+        shown = sorted(set(ops["transformers"]) | set(ops["minibert"]),
+                       key=lambda k: -max(ops[n].get(k, (0, 0.0))[1] for n in ops))[:top]
+        out[case] = [{"operator": k, **{f"{n}_calls": ops[n].get(k, (0, 0.0))[0] for n in ops},
+                      **{f"{n}_self_ms": ops[n].get(k, (0, 0.0))[1] for n in ops}} for k in shown]
+    return out

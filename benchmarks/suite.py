@@ -12,7 +12,8 @@ a CPU run catches what would otherwise waste GPU time.
     profile       torch.profiler: the compiled training step's top kernels, MFU          GPU
     cpu-tokenizer tokenizer throughput over the corpus                                   CPU
     cpu-infer     MiniLM inference, minibert vs transformers                             CPU
-    cpu-predict   predict.py's path vs transformers.pipeline, the 400 test reviews         CPU
+    cpu-predict   predict.py vs transformers.pipeline at equal precision, bf16 vs fp32    CPU, ~10 min
+                  quality, the classifier's forward and a fine-tuning step vs transformers
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Sizes:
     cpu_infer: dict = field(default_factory=lambda: dict(B=32, T=512, iters=10))
     predict_texts: int | None = None  # cpu-predict: the first N test reviews (None: all 400)
     predict_max_length: int = 512
+    cpu_forward: dict = field(default_factory=lambda: dict(B=32, T=512, iters=10))  # cpu-predict: the classifier's forward
+    cpu_train: dict = field(default_factory=lambda: dict(B=16, T=256, iters=5))  # cpu-predict: one fine-tuning step
 
     @classmethod
     def dry_run(cls) -> "Sizes":
@@ -66,6 +69,7 @@ class Sizes:
             train_batch=2, infer_batch=2, seq_len=32, warmup=1, iters=2,
             compile_backend="aot_eager",  # dynamo and autograd tracing as on the GPU, without inductor's C++ build
             every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2), predict_texts=4, predict_max_length=64,
+            cpu_forward=dict(B=2, T=32, iters=2), cpu_train=dict(B=2, T=32, iters=2),
         )
 
 
@@ -126,11 +130,22 @@ def run_section(name: str, model: str, sizes: Sizes, work: Path) -> dict:
         return {"config": f"{model}, batch {c['B']} x {c['T']}, fp32",
                 "rows": speed.cpu_inference(model, B=c["B"], T=c["T"], iters=c["iters"])}
     if name == "cpu-predict":
+        from minibert.predict import SETTINGS_FILE
+
         from .predict_speed import predict_benchmark
 
-        # `model` is a pretrained encoder: the benchmark fine-tunes it briefly, then predicts with the result
-        return predict_benchmark(base=model, limit=sizes.predict_texts, max_length=sizes.predict_max_length,
-                                 workdir=str(work / "predict"))
+        # A model fine-tuned by scripts/finetune.py (it has minibert_finetune.json) is used as it is; a pretrained
+        # encoder is first fine-tuned briefly (enough for the speed rows, not for the bf16-vs-fp32 quality ones).
+        fine_tuned = (Path(model) / SETTINGS_FILE).is_file()
+        out = predict_benchmark(model_dir=model if fine_tuned else None, base=model, limit=sizes.predict_texts,
+                                max_length=sizes.predict_max_length, workdir=str(work / "predict"))
+        f, t = sizes.cpu_forward, sizes.cpu_train
+        out["forward"] = {"config": f"sequence classifier, batch {f['B']} x {f['T']}, all-ones mask, {f['iters']} alternating calls, medians",
+                          "rows": speed.cpu_forward(out["model"], **f)}
+        out["train_step"] = {"config": f"sequence classifier, batch {t['B']} x {t['T']}, forward + backward + AdamW, {t['iters']} "
+                                       f"alternating steps, medians", "rows": speed.cpu_train_step(out["model"], **t)}
+        out["operators"] = speed.cpu_operator_profile(out["model"], B=f["B"], T=f["T"] // 2)  # where each spends its time
+        return out
     raise ValueError(f"unknown section {name!r}")
 
 
@@ -202,6 +217,13 @@ def summary_line(name: str, r: dict) -> str:
     if name == "cpu-infer":
         return "\n".join(f"   {x['variant']:<14} {x['ms']:9.1f} ms" for x in r["rows"])
     if name == "cpu-predict":
-        return "\n".join(f"   {x['variant']:<46} {x['texts_per_s']:7.2f} texts/s  minibert x{x['minibert_speedup']:.2f}"
-                         for x in r["rows"])
+        lines = [f"   {x['variant']:<62} {x['texts_per_s']:7.2f} texts/s  {x['peak_rss_mb']:5.0f} MB"
+                 + (f"  minibert x{x['minibert_speedup']:.2f}" if x.get("minibert_speedup") else "") for x in r["rows"]]
+        q = r["quality"]
+        lines.append(f"   bf16 vs fp32 on {q['texts']} reviews: labels agree {100 * q['agreement']:.2f}%, accuracy "
+                     f"{100 * q['accuracy_fp32']:.2f} -> {100 * q['accuracy_bf16']:.2f}, largest probability difference {q['max_probability_diff']:.4f}")
+        for part in ("forward", "train_step"):
+            lines += [f"   {part} {x['precision']:<24} {x['variant']:<13} {x['ms']:9.1f} ms"
+                      + (f"  minibert x{x['minibert_speedup']:.2f}" if x.get("minibert_speedup") else "") for x in r[part]["rows"]]
+        return "\n".join(lines)
     return ""

@@ -166,7 +166,9 @@ class BertForSequenceClassification(_WithEncoder):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_hidden_states=False, output_attentions=False
     ) -> HeadOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        # The classifier reads [CLS] alone, so the last layer computes no other row (unless every layer is asked for).
+        cls_only = not (output_hidden_states or output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions, cls_only)
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = self.loss(logits, labels) if labels is not None else None
         return HeadOutput(loss, logits, out.hidden_states, out.attentions)

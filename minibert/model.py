@@ -78,19 +78,22 @@ class SelfAttention(nn.Module):
         self.fused = config.attn_implementation == "sdpa"
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False, cls_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
             x: (B, T, H) token vectors.
             mask: (B, 1, 1, T) additive: 0 for real tokens, a huge negative number for padding keys; or None.
             need_weights: also return the attention probabilities (forces the written-out path).
+            cls_only: attend from [CLS] (position 0) alone: one query against all T keys and values.
         Returns:
-            (B, T, H) attention output, and (B, nh, T, T) probabilities or None.
+            (B, T, H) attention output ((B, 1, H) with cls_only), and (B, nh, T, T) probabilities or None.
         """
         B, T, H = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)  # (B, T, 3, nh, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hd)
+        if cls_only:
+            q = q[:, :, :1]  # (B, nh, 1, hd): the query of [CLS]; keys and values stay (B, nh, T, hd)
         p_drop = self.dropout_p if self.training else 0.0
 
         if self.fused and not need_weights:
@@ -104,7 +107,7 @@ class SelfAttention(nn.Module):
             probs = F.dropout(probs, p_drop, self.training)
             ctx = probs @ v  # (B, nh, T, hd): the weighted average of the values
 
-        ctx = ctx.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+        ctx = ctx.transpose(1, 2).reshape(B, -1, H)  # (B, T, H): heads side by side again
         return self.out(ctx), probs
 
 
@@ -132,8 +135,10 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.drop = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False):
-        a, probs = self.attn(x, mask, need_weights)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = False, cls_only: bool = False):
+        """cls_only: compute the output of [CLS] alone, (B, 1, H): see Encoder."""
+        a, probs = self.attn(x, mask, need_weights, cls_only)
+        x = x[:, :1] if cls_only else x  # the rows that attention computed: (B, 1, H) for [CLS] alone
         x = self.attn_norm(x + self.drop(a))  # (B, T, H)
         x = self.ffn_norm(x + self.drop(self.ffn(x)))  # (B, T, H)
         return x, probs
@@ -144,11 +149,15 @@ class Encoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x, mask, output_hidden_states=False, output_attentions=False):
+    def forward(self, x, mask, output_hidden_states=False, output_attentions=False, cls_only=False):
+        """cls_only: the last layer computes the [CLS] row alone and x comes out (B, 1, H). A classifier reads
+        nothing else from the last layer, and every other row there costs as much as [CLS]: this saves about
+        1/L of the encoder's work. (Earlier layers must compute every token: [CLS] attends to all of them.)"""
         hidden_states = [x] if output_hidden_states else None  # the embeddings come first, as in transformers
         attentions = [] if output_attentions else None
-        for layer in self.layers:
-            x, probs = layer(x, mask, need_weights=output_attentions)
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            x, probs = layer(x, mask, need_weights=output_attentions, cls_only=cls_only and last)
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:
@@ -199,7 +208,7 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> t
 
 @dataclass
 class BertOutput:
-    last_hidden_state: torch.Tensor  # (B, T, H)
+    last_hidden_state: torch.Tensor  # (B, T, H); (B, 1, H) with cls_only
     pooler_output: torch.Tensor | None = None  # (B, H)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # L + 1 tensors of (B, T, H), embeddings first
     attentions: tuple[torch.Tensor, ...] | None = None  # L tensors of (B, nh, T, T)
@@ -266,6 +275,7 @@ class BertModel(BertPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        cls_only: bool = False,
     ) -> BertOutput:
         """
         Args:
@@ -274,7 +284,12 @@ class BertModel(BertPreTrainedModel):
             token_type_ids: (B, T) segment ids, 0 for sentence A and 1 for sentence B; None means all 0.
             output_hidden_states: also return the embeddings and every layer's output.
             output_attentions: also return every layer's attention probabilities (uses the written-out path).
+            cls_only: compute the last layer for [CLS] alone (last_hidden_state is then (B, 1, H)): all that a
+                sentence classifier reads. Not with output_hidden_states or output_attentions, which show every token.
         """
+        if cls_only and (output_hidden_states or output_attentions):
+            raise ValueError("cls_only computes the last layer for [CLS] alone; output_hidden_states and output_attentions "
+                             "need every token: leave cls_only off to get them")
         self.validate_inputs(input_ids, attention_mask, token_type_ids)
         attention_mask = drop_all_ones_mask(attention_mask)  # nothing padded: the fastest, mask-free kernel
         if token_type_ids is None:
@@ -282,7 +297,7 @@ class BertModel(BertPreTrainedModel):
 
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         mask = attention_bias(attention_mask, compute_dtype(x))  # (B, 1, 1, T) or None
-        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, cls_only)  # (B, T or 1, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
 
         return BertOutput(

@@ -30,7 +30,8 @@ from .training import autocast, choose_precision, pick_device, to_device
 @torch.inference_mode()
 def predict_logits(model, examples: list[Example], batch_size: int, device, precision: str, pad_id: int = 0, bar=None) -> torch.Tensor:
     """(N, num_labels) float32 logits, one row per example, computed in length-sorted batches (a tqdm `bar`
-    advances by each batch's examples)."""
+    advances by each batch's examples). precision "bf16" autocasts a float32 model (the training loop's
+    evaluation); weights already cast to bf16 (classify) run as they are."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
@@ -38,7 +39,7 @@ def predict_logits(model, examples: list[Example], batch_size: int, device, prec
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         b = collate([examples[i] for i in idx], pad_id)
-        with autocast(device, precision):
+        with autocast(device, precision if next(model.parameters()).dtype == torch.float32 else "fp32"):
             logits = model(b["input_ids"].to(device), attention_mask=to_device(b["attention_mask"], device),
                            token_type_ids=to_device(b["token_type_ids"], device)).logits
         out[idx] = logits.float().cpu()
@@ -117,6 +118,9 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     the windows by length, so a batch holds similar lengths and little is padded, and the block's results
     are yielded as soon as it is done. A text's probabilities are the softmax of its windows' mean logits.
     progress: True shows a bar of windows on stderr; None shows it only on a terminal and after 2 s.
+    precision: "bf16" casts the model's weights to bf16 (in place, like the move to `device`, and once: later
+    calls find them cast), "fp32" to float32; "auto" is bf16 on a GPU or a CPU with native bf16 units, else fp32.
+    Casting once beats autocast, which casts every weight again in every batch.
     """
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("classify() takes a list of strings")
@@ -125,9 +129,9 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = pick_device(device, training=False) if isinstance(device, str) else device
-    precision = choose_precision(device, precision)
+    precision = choose_precision(device, precision, training=False, say=False)
     stride = max_length // 4 if stride is None else stride
-    model = model.to(device)
+    model = model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32)
     names = model.config.id2label or {i: str(i) for i in range(model.config.num_labels)}
     block = block or 16 * batch_size
     show = progress or (progress is None and sys.stderr.isatty())

@@ -129,7 +129,7 @@ class PretrainArgs:
     seed: int = 0
     output_dir: str = "runs/pretrain"  # model/, checkpoint.pt, metrics.json and curves.png go here
     device: str = "auto"  # auto | cuda | cpu | cuda:1 ...
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    precision: str = "auto"  # auto (bf16 on a GPU or a CPU with native bf16 units, else fp32) | bf16 | fp32
     compile: bool = False  # torch.compile the training step
     resume: bool = False  # continue from output_dir/checkpoint.pt
     overwrite: bool = False  # replace the earlier run in output_dir (its files only)

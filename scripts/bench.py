@@ -39,6 +39,9 @@ def parser():
     p.add_argument("--force", action="store_true", help="measure sections again even if the results file has them for this machine")
     p.add_argument("--dry-run", action="store_true", help="every section at tiny sizes on the CPU, through the same code")
     p.add_argument("--work-dir", default=None, help="where sections write their scratch runs (default: a temporary folder)")
+    p.add_argument("--predict-texts", type=int, default=None,
+                   help="cpu-predict: only the first N of the 400 test reviews (default: all; --model may be a model "
+                        "fine-tuned by scripts/finetune.py, used as it is)")
     return p
 
 
@@ -67,6 +70,8 @@ def main(argv=None) -> int:
             results.load(output)
         except ValueError:
             return fail(f"--output: {output} is not a results JSON file; choose another file")
+    if a.predict_texts is not None and not 1 <= a.predict_texts <= 400:
+        return fail(f"--predict-texts must be between 1 and 400 (the test reviews), got {a.predict_texts}")
     if not os.access(scratch, os.W_OK):
         return fail(f"--work-dir: {scratch} is not writable")
     import torch
@@ -81,7 +86,9 @@ def main(argv=None) -> int:
         sizes, model = suite.Sizes.dry_run(), suite.tiny_model(scratch / "tiny-bert")
     else:
         sizes, model = suite.Sizes(), a.model or default_model()
-        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer")]
+        if a.predict_texts is not None:
+            sizes.predict_texts = a.predict_texts
+        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer", "cpu-predict")]
         if needs_model and not (Path(model) / "config.json").is_file():
             return fail(f"--model {model}: no config.json there; pass a directory with a pretrained BERT in "
                         f"Hugging Face layout (config.json, model.safetensors, vocab.txt)")

@@ -48,7 +48,7 @@ HELP = {
     "eval_batch_size": "examples per batch at evaluation",
     "group_by_length": "batch reviews of similar length together (less padding)",
     "device": "auto (cuda when available), cuda, cuda:N or cpu",
-    "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
+    "precision": "auto (bf16 autocast on a GPU or a CPU with native bf16 units, else fp32; the run says which), bf16 or fp32",
     "compile": "torch.compile the model and the AdamW update (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
     "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",

@@ -17,10 +17,13 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from minibert.cli import main_for
-from minibert.data import STRATEGIES
+from minibert.data import STRATEGIES, encode_reviews
 from minibert.predict import classify_stream, inference_settings, load_fine_tuned
 from minibert.labelled_texts import decode
+from minibert.training import pick_device, precision_and_reason
 
 
 def parser():
@@ -37,6 +40,9 @@ def parser():
     p.add_argument("--stride", type=int, default=None, help="chunks: tokens shared by consecutive windows (default: as fine-tuned, else max-length // 4)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu (default: auto)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16: weights cast to bf16 once at load; auto: bf16 on a GPU or a CPU with native bf16 units, "
+                        "else fp32 (default: auto; the choice is printed on stderr)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a bar of the windows done on stderr (default: on a terminal, once a run takes more than 2 s)")
     return p
@@ -74,7 +80,9 @@ def predict(a) -> None:
     if a.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
     texts, pairs, sources = read_inputs(a)
-    model, tokenizer, trained = load_fine_tuned(a.model)
+    device = pick_device(a.device, training=False)
+    precision, why = precision_and_reason(device, a.precision, training=False)
+    model, tokenizer, trained = load_fine_tuned(a.model, dtype=torch.bfloat16 if precision == "bf16" else None)
     if trained.get("pairs") and pairs is None and a.lines is not None:  # "first <TAB> second" lines
         split = [t.split("\t", 1) for t in texts]
         bad = next((s for s, parts in zip(sources, split) if len(parts) != 2), None)
@@ -88,7 +96,11 @@ def predict(a) -> None:
         raise ValueError(f"--model {a.model} was fine-tuned on {'sentence pairs' if trained['pairs'] else 'single texts'}; "
                          + ("give the second texts with --pair" if trained["pairs"] else "leave out --pair"))
     settings = inference_settings(trained, truncation=a.truncation, max_length=a.max_length, head=a.head, stride=a.stride)
-    results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=a.device, progress=a.progress)
+    stride = settings["stride"] if settings["stride"] is not None else settings["max_length"] // 4
+    encode_reviews([], tokenizer, settings["truncation"], settings["max_length"], settings["head"], stride)  # checks the window
+    print(f"precision: {precision} ({why})", file=sys.stderr)  # every check passed: say how it will run
+    results = classify_stream(model, tokenizer, texts, pairs, **settings, batch_size=a.batch_size, device=device,
+                             precision=precision, progress=a.progress)
     for r, source in zip(results, sources):  # results first: its end closes the progress bar
         if a.format == "jsonl":
             print(json.dumps({"source": source, **r}), flush=True)

@@ -46,7 +46,7 @@ HELP = {
     "seed": "random seed (initialisation, pairs, masks, batch order, dropout)",
     "output_dir": "where model/, checkpoint.pt, metrics.json and curves.png are written",
     "device": "auto (cuda when available), cuda, cuda:N or cpu",
-    "precision": "auto (bf16 autocast on GPU, fp32 on CPU), bf16 or fp32",
+    "precision": "auto (bf16 autocast on a GPU or a CPU with native bf16 units, else fp32; the run says which), bf16 or fp32",
     "compile": "torch.compile the training step (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
     "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",

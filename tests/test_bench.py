@@ -234,6 +234,8 @@ def test_bench_bad_input_is_one_line_and_exit_2(tmp_path):
     assert ("--dry-run" in p.stderr) if not torch.cuda.is_available() else ("--model" in p.stderr)
     p = bench("--dry-run", "--model", str(tmp_path))
     assert p.returncode == 2 and "--model" in p.stderr
+    p = bench("--sections", "cpu-predict", "--predict-texts", "0")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "--predict-texts" in p.stderr
 
 
 def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
@@ -256,6 +258,18 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
         assert got[s]["baseline"] in ("transformers", "transformers+compile")
     assert got["profile"]["top_kernels"] and abs(sum(k["share"] for k in got["profile"]["top_kernels"]) - 1) < 0.5
     assert got["nbsvm"]["cv"]["folds"] == [1, 2]
+    cp = got["cpu-predict"]  # both libraries at both precisions and by default, each with its memory, labels and accuracy
+    assert {(r["impl"], r["runs_in"]) for r in cp["rows"]} >= {(i, p) for i in ("minibert", "pipeline") for p in ("fp32", "bf16")}
+    assert all(r["peak_rss_mb"] > 0 and len(r["labels"]) == 4 and 0 <= r["accuracy"] <= 1 for r in cp["rows"])
+    assert [r["impl"] == "pipeline" and r["minibert_speedup"] > 0 for r in cp["rows"]] == [False, True] * 3
+    assert cp["rows"][-1]["batch_size"] == 1 and set(cp["gold"]) == {"neg", "pos"}  # 4 texts from both classes
+    assert cp["quality"]["texts"] == 4 and cp["quality"]["agreement"] == cp["rows"][2]["agreement_with_minibert_fp32"]
+    assert {(r["precision"], r["variant"]) for r in cp["forward"]["rows"]} == {
+        (p, v) for p in ("fp32", "bf16 autocast", "bf16, weights cast once") for v in ("transformers", "minibert")}
+    assert {r["precision"] for r in cp["train_step"]["rows"]} == {"fp32", "bf16 autocast"}
+    ops = cp["operators"]  # the side-by-side profile: each case lists operators with both libraries' call counts
+    assert all(ops[case] and {"transformers_calls", "minibert_calls"} <= set(ops[case][0]) for case in
+               ("forward, bf16 autocast", "forward, bf16 weights cast once", "fine-tuning step, bf16 autocast"))
     # the README renderer reads these measured sections (as if measured for real) and owes none of them
     real = {"sections": {s: {"a GPU": m[machine]} for s, m in data["sections"].items()}, "imported": results.load(results.DEFAULT)["imported"]}
     text = render_readme.render((ROOT / "README.md").read_text(), real)
@@ -264,6 +278,8 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
     assert "transformers Trainer" in accuracy and "| minibert" in accuracy
     assert "owed" not in speed_part.split("<!-- speed:end -->")[0].split("Tokenizer")[0]
     assert rows["minibert+compile"]["attention"] in speed_part
+    assert "bf16 against fp32, minibert, 4 test reviews" in speed_part and "One fine-tuning step" in speed_part
+    assert "| transformers pipeline, bf16 (dtype=torch.bfloat16) | bf16 | 16 |" in speed_part
     # a second run finds every section done for this machine and measures nothing again
     p = bench("--dry-run", "--output", str(out), "--work-dir", str(tmp_path / "work2"))
     assert p.returncode == 0 and p.stdout.count("skipped") == len(suite.SECTIONS)

@@ -355,3 +355,63 @@ def test_sequence_classification_other_losses_match_transformers(problem):
     m = mb(ids, attention_mask=mask, labels=labels)
     torch.testing.assert_close(m.loss, h.loss, **TOL)
     assert hf.config.problem_type == problem
+
+
+# ---- A classifier computes its last layer for [CLS] alone ---------------------------------------------
+
+
+def last_layer_rows(mb, *args, **kwargs) -> int:
+    """Run mb and return how many rows (tokens) its last encoder layer computed."""
+    seen = []
+    hook = mb.bert.encoder.layers[-1].register_forward_hook(lambda module, inputs, out: seen.append(out[0].shape[1]))
+    try:
+        mb(*args, **kwargs)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("attn_impl", ["math", "sdpa"])
+@pytest.mark.parametrize("scrambled", [False, True])
+def test_classifier_last_layer_computes_cls_alone_and_matches_transformers(attn_impl, scrambled):
+    """Logits, loss and every gradient equal transformers' (which computes every row), on a padded batch,
+    through the written-out and the fused attention; and the last layer really computed one row."""
+    cfg = BertConfig(**SMALL, attn_implementation=attn_impl)
+    g, ids, mask, types = padded_batch(cfg, lengths=(17, 9, 13, 1))
+    hf, mb, make_labels = twin("BertForSequenceClassification", cfg, scrambled=scrambled)
+    labels = make_labels(g, *ids.shape, cfg)
+    h = hf(ids, attention_mask=mask, token_type_ids=types, **labels)
+    m = mb(ids, attention_mask=mask, token_type_ids=types, **labels)
+    assert_same_outputs_and_gradients("classifier, [CLS] alone", hf, h, mb, m)
+    assert last_layer_rows(mb, ids, attention_mask=mask, token_type_ids=types) == 1
+    # asking for every layer's output, or the attention maps, computes the whole last layer again
+    assert last_layer_rows(mb, ids, attention_mask=mask, output_hidden_states=True) == ids.shape[1]
+    assert last_layer_rows(mb, ids, attention_mask=mask, output_attentions=True) == ids.shape[1]
+
+
+def test_classifier_on_real_minilm_weights_matches_transformers_with_cls_alone(minilm_dir, review_texts):
+    tokenizer = minibert.BertTokenizer.from_pretrained(minilm_dir)
+    batch = tokenizer(review_texts[:4], max_length=64, truncation=True, padding="longest", return_tensors="pt")
+    batch["attention_mask"][2, 30:] = 0
+    batch["input_ids"][2, 30:] = 0
+    torch.manual_seed(0)
+    hf = transformers.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=3, attn_implementation="sdpa").eval()
+    mb = minibert.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=3)
+    load_state_dict(mb, hf.state_dict())  # the same (random) classifier too
+    labels = torch.tensor([0, 2, 1, 1])
+    assert_same_outputs_and_gradients("MiniLM classifier", hf, hf(**batch, labels=labels), mb, mb(**batch, labels=labels))
+    assert last_layer_rows(mb, **batch) == 1
+
+
+def test_bert_model_cls_only_is_the_cls_row_of_the_full_computation():
+    cfg = BertConfig(**SMALL)
+    _, ids, mask, types = padded_batch(cfg)
+    model = minibert.BertModel(cfg).eval()
+    scramble_like_trained(model)
+    full = model(ids, attention_mask=mask, token_type_ids=types)
+    cls = model(ids, attention_mask=mask, token_type_ids=types, cls_only=True)
+    assert cls.last_hidden_state.shape == (3, 1, cfg.hidden_size)
+    torch.testing.assert_close(cls.last_hidden_state, full.last_hidden_state[:, :1], **TOL)
+    torch.testing.assert_close(cls.pooler_output, full.pooler_output, **TOL)
+    with pytest.raises(ValueError, match="cls_only"):
+        model(ids, cls_only=True, output_hidden_states=True)

@@ -154,7 +154,7 @@ def test_three_classes_from_a_folder_keep_their_names_through_training_saving_an
 
     texts = [sentences[c][20] for c in CLASSES] + [" ".join(sentences["pos"][:30])]  # the last one is cut to 64 tokens
     model, tok, trained = minibert.predict.load_fine_tuned(saved)
-    ours = classify(model, tok, texts, **minibert.predict.inference_settings(trained), device="cpu")
+    ours = classify(model, tok, texts, **minibert.predict.inference_settings(trained), device="cpu", precision="fp32")  # as the pipeline
     pipe = transformers.pipeline("text-classification", model=str(saved), device="cpu", top_k=None)
     theirs = pipe(texts, truncation=True, max_length=64)
     for o, t in zip(ours, theirs):
@@ -203,7 +203,7 @@ def test_pairs_become_segments_a_and_b_and_segment_b_reaches_the_model(pair_file
     model, tok, trained = minibert.predict.load_fine_tuned(tmp_path / "pairs" / "model")
     assert trained["pairs"] is True
     settings = minibert.predict.inference_settings(trained)
-    a, b, c = classify(model, tok, ["the film opens in a small town ."] * 3, ["the town has a secret .", "i ate an apple .", "the town has a secret ."], **settings, device="cpu")
+    a, b, c = classify(model, tok, ["the film opens in a small town ."] * 3, ["the town has a secret .", "i ate an apple .", "the town has a secret ."], **settings, device="cpu", precision="fp32")
     assert a == c and a["probabilities"] != b["probabilities"]
     enc = tok("the film opens in a small town .", "the town has a secret .", return_tensors="pt")
     with torch.inference_mode():

@@ -99,11 +99,11 @@ def test_a_two_window_text_gets_the_softmax_of_its_windows_mean_logits(review_te
     expected = window_logits.mean(0).softmax(-1)  # (2,)
     assert abs(expected[0] - expected[1]) > 0.05
 
-    (r,) = classify(model, tok, [text], truncation="chunks", max_length=32, stride=8, device="cpu")
+    (r,) = classify(model, tok, [text], truncation="chunks", max_length=32, stride=8, device="cpu", precision="fp32")
     assert [r["probabilities"]["neg"], r["probabilities"]["pos"]] == pytest.approx(expected.tolist(), abs=1e-6)
     assert r["label"] == ("neg", "pos")[int(expected.argmax())] and r["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
     # predict.py, reading chunks 32 / 8 from the model's minibert_finetune.json
-    code, lines, _ = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--format", "jsonl", text], capsys)
+    code, lines, _ = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--precision", "fp32", "--format", "jsonl", text], capsys)
     out = json.loads(lines[0])
     assert code == 0 and out["source"] == "arg1" and out["label"] == r["label"]
     assert [out["probabilities"]["neg"], out["probabilities"]["pos"]] == pytest.approx(expected.tolist(), abs=1e-6)
@@ -118,12 +118,13 @@ def test_predict_cuts_texts_as_recorded_and_flags_override(review_texts, clf_dir
     texts = review_texts[10:13]
 
     def probabilities(argv):
-        code, lines, _ = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--format", "jsonl", *argv, *texts], capsys)
+        code, lines, _ = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--precision", "fp32", "--format", "jsonl", *argv, *texts], capsys)
         assert code == 0
         return [json.loads(line)["probabilities"]["pos"] for line in lines]
 
-    recorded = [r["probabilities"]["pos"] for r in classify(model, tok, texts, truncation="chunks", max_length=32, stride=8, device="cpu")]
-    head16 = [r["probabilities"]["pos"] for r in classify(model, tok, texts, truncation="head", max_length=16, device="cpu")]
+    fp32 = dict(device="cpu", precision="fp32")  # compared to 1e-6: the same precision as the script's
+    recorded = [r["probabilities"]["pos"] for r in classify(model, tok, texts, truncation="chunks", max_length=32, stride=8, **fp32)]
+    head16 = [r["probabilities"]["pos"] for r in classify(model, tok, texts, truncation="head", max_length=16, **fp32)]
     assert probabilities([]) == pytest.approx(recorded, abs=1e-6)
     assert probabilities(["--truncation", "head", "--max-length", "16"]) == pytest.approx(head16, abs=1e-6)
     assert recorded != pytest.approx(head16, abs=1e-3)
@@ -134,8 +135,8 @@ def test_results_come_back_in_input_order_whatever_the_batching(review_texts, cl
     tok = minibert.BertTokenizer.from_pretrained(clf_dir)
     texts = [review_texts[i][: 40 + 97 * i] for i in range(10)]  # lengths from a few words to several windows
     texts.reverse()
-    alone = [classify(model, tok, [t], max_length=32, stride=8, device="cpu")[0] for t in texts]
-    stream = classify_stream(model, tok, texts, max_length=32, stride=8, batch_size=2, block=3, device="cpu")
+    alone = [classify(model, tok, [t], max_length=32, stride=8, device="cpu", precision="fp32")[0] for t in texts]
+    stream = classify_stream(model, tok, texts, max_length=32, stride=8, batch_size=2, block=3, device="cpu", precision="fp32")
     for one, streamed in zip(alone, stream, strict=True):
         assert streamed["label"] == one["label"]
         assert streamed["probabilities"]["pos"] == pytest.approx(one["probabilities"]["pos"], abs=1e-5)
@@ -179,7 +180,8 @@ def test_a_progress_bar_of_windows_on_request_even_for_one_long_file(review_text
     assert code == 0 and len(lines) == 1 and windows > 50
     assert f"{windows}/{windows}" in err and f"8/{windows}" in err  # it advanced batch by batch
     code, lines, err = run_predict(predict, argv, capsys)
-    assert code == 0 and len(lines) == 1 and err == ""  # by default only on a terminal (stderr is captured here)
+    assert code == 0 and len(lines) == 1  # by default only on a terminal (stderr is captured here):
+    assert err.startswith("precision: ") and len(err.strip().split("\n")) == 1  # stderr says only the precision
 
 
 def test_predict_script_labels_texts_and_files_and_reports_bad_input(vocab_path, tmp_path, capsys, predict):
@@ -239,3 +241,42 @@ def test_predict_refuses_what_would_print_confident_nonsense(clf_dir, vocab_path
         assert code == 2 and lines == [], (argv, err)
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (argv, err)
         assert expected in err, (argv, err)
+
+
+# ---- Precision: bf16 weights cast once, auto chosen from what the CPU offers ----------------------------------
+
+
+def test_bf16_prediction_casts_the_weights_once_and_reports_it(review_texts, clf_dir, predict, capsys):
+    """bf16 holds the weights in bf16 (no autocast in every batch), gives the fp32 labels on these texts with
+    probabilities close to fp32's, and the script says which precision ran."""
+    from minibert.predict import load_fine_tuned
+
+    texts = [t[:600] for t in review_texts[:6]]
+    model, tokenizer, _ = load_fine_tuned(clf_dir)
+    fp32 = classify(model, tokenizer, texts, max_length=32, stride=8, device="cpu", precision="fp32")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    bf16 = classify(model, tokenizer, texts, max_length=32, stride=8, device="cpu", precision="bf16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # cast in place, once
+    assert [r["label"] for r in bf16] == [r["label"] for r in fp32]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(bf16, fp32)) < 0.05
+    assert any(a["probability"] != b["probability"] for a, b in zip(bf16, fp32))  # it really ran in bf16
+    for precision in ("bf16", "fp32"):
+        code, lines, err = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "--precision", precision, *texts[:2]], capsys)
+        assert code == 0 and len(lines) == 2
+        assert err.strip() == f"precision: {precision} (--precision {precision}" + (", weights cast to bf16 once)" if precision == "bf16" else ")")
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16_units(clf_dir, predict, capsys):
+    from minibert.training import choose_precision, native_bf16_cpu
+
+    cpu = torch.device("cpu")
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert native_bf16_cpu() == native
+    assert choose_precision(cpu, "auto", training=False, say=False) == ("bf16" if native else "fp32")
+    assert choose_precision(cpu, "auto", training=True) == ("bf16" if native else "fp32")
+    said = capsys.readouterr().err
+    assert said.startswith("precision: ") and ("native bf16 units" in said) and ((" no native" in said) != native)
+    code, lines, err = run_predict(predict, ["--model", str(clf_dir), "--device", "cpu", "a fine film ."], capsys)
+    assert code == 0 and len(lines) == 1
+    assert err.strip() == ("precision: bf16 (auto: this CPU has native bf16 units, weights cast to bf16 once)" if native else
+                           "precision: fp32 (auto: this CPU has no native bf16 units (bf16 would be emulated, and slower))")
