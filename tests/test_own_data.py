@@ -150,7 +150,8 @@ def test_three_classes_from_a_folder_keep_their_names_through_training_saving_an
     assert config["id2label"] == {"0": "neg", "1": "pos", "2": "question"}
     assert config["label2id"] == {"neg": 0, "pos": 1, "question": 2}
     settings = json.loads((saved / minibert.predict.SETTINGS_FILE).read_text())
-    assert settings == {"truncation": "head", "max_length": 64, "head": 128, "stride": 16, "pairs": False, "labels": list(CLASSES)}
+    assert settings == {"truncation": "head", "max_length": 64, "head": 128, "stride": 16, "pairs": False, "labels": list(CLASSES),
+                        "steps": 4}  # 30 training examples in batches of 8, one epoch
 
     texts = [sentences[c][20] for c in CLASSES] + [" ".join(sentences["pos"][:30])]  # the last one is cut to 64 tokens
     model, tok, trained = minibert.predict.load_fine_tuned(saved)
@@ -215,7 +216,8 @@ def test_pairs_become_segments_a_and_b_and_segment_b_reaches_the_model(pair_file
 
 def test_pairs_refuse_window_strategies(pair_file, tiny_dir, tmp_path, capsys):
     finetune = load_script("finetune")
-    code = finetune.main(["--model", str(tiny_dir), "--data", str(pair_file), "--output-dir", str(tmp_path), "--device", "cpu"])
+    code = finetune.main(["--model", str(tiny_dir), "--data", str(pair_file), "--output-dir", str(tmp_path), "--device", "cpu",
+                          "--max-length", "64"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "sentence pairs" in err and "--truncation head" in err
@@ -271,7 +273,8 @@ def test_every_bad_input_is_one_line_naming_the_problem_and_exit_code_2(sentence
     finetune = load_script("finetune")
     for name, extra, expected in _bad_cases(sentences, tmp_path):
         out = tmp_path / "runs" / name.replace(" ", "_")
-        code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress", *extra])
+        code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress",
+                              "--max-length", "64", *extra])
         captured = capsys.readouterr()
         lines = captured.err.strip().splitlines()
         assert code == 2, (name, captured.err[-2000:])
