@@ -225,7 +225,8 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
         test = []
     val = []
     if args.val_size:
-        train, val = labelled_texts.stratified_split(train, 0.0, args.split_seed + 1, total=args.val_size, flag="--val-size")
+        train, val = labelled_texts.stratified_split(train, 0.0, args.split_seed + 1, total=args.val_size, flag="--val-size",
+                                                         names=labels)
     if args.limit_train:
         train = balanced_subset(train, args.limit_train, len(labels))
     if int(os.environ.get("RANK", "0")) == 0:  # what was read, before any training: a misread table shows here

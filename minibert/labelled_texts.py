@@ -145,9 +145,10 @@ def read_delimited(content: str, path: Path, where: str) -> tuple[list[tuple[str
     line: a quote that opens a field and does not close on its line would otherwise swallow the rows after it.
     """
     tsv = path.suffix.lower() == ".tsv"
-    delimiter, other = ("\t", ",") if tsv else (",", "\t")
+    delimiter = "\t" if tsv else ","
     csv.field_size_limit(2**31 - 1)  # whole reviews in one cell are longer than csv's default limit
     lines = [line + "\n" for line in split_lines(content)]
+    check_separator(lines[0] if lines else "", tsv, where)
     if tsv:  # each line parsed on its own: a quoted field cannot reach into the next line
         parsed, line_numbers = [], []
         for n, line in enumerate(lines, 1):
@@ -172,12 +173,6 @@ def read_delimited(content: str, path: Path, where: str) -> tuple[list[tuple[str
     if not rows:
         return [], []
     header_line, columns = rows[0]
-    own, own_name = ("\t", "tabs") if tsv else (",", "commas")
-    if len(columns) == 1:  # a header of one column may be one of another separator
-        found = next(((sep, name) for sep, name in ((";", "semicolons"), (other, "commas" if tsv else "tabs")) if sep in columns[0]), None)
-        if found:
-            raise DataError(f"{where}: the header {columns[0]!r} is separated by {found[1]}, not {own_name}; save the "
-                            f"file separated by {own_name} (a tab-separated table as .tsv, a comma-separated one as .csv)")
     check_names(columns, f"{where} line {header_line}", "column name")
     records = []
     for n, fields in rows[1:]:
@@ -186,6 +181,20 @@ def read_delimited(content: str, path: Path, where: str) -> tuple[list[tuple[str
                             f"({', '.join(columns)}); quote a text that holds a {'tab' if tsv else 'comma'}")
         records.append((f"{path.name} line {n}", dict(zip(columns, fields))))
     return records, columns
+
+
+def check_separator(header_line: str, tsv: bool, where: str) -> None:
+    """A header of one column that holds a semicolon (or the other of comma and tab) is another kind of table."""
+    try:
+        columns = next(csv.reader([header_line], delimiter="\t" if tsv else ","), [])
+    except csv.Error:
+        return  # the full read reports it with its line
+    own = "tabs" if tsv else "commas"
+    if len(columns) == 1:
+        for sep, name in ((";", "semicolons"), ("," if tsv else "\t", "commas" if tsv else "tabs")):
+            if sep in columns[0]:
+                raise DataError(f"{where}: the header {columns[0]!r} is separated by {name}, not {own}; save the file "
+                                f"separated by {own} (a tab-separated table as .tsv, a comma-separated one as .csv)")
 
 
 def check_names(names: list[str], where: str, what: str) -> None:
@@ -236,12 +245,14 @@ def label_names(rows) -> tuple[str, ...]:
     return tuple(sorted(names, key=int if numeric else str))
 
 
-def stratified_split(rows: list, fraction: float, seed: int, total: int | None = None, flag: str = "--test-fraction") -> tuple[list, list]:
+def stratified_split(rows: list, fraction: float, seed: int, total: int | None = None, flag: str = "--test-fraction",
+                     names: tuple[str, ...] | None = None) -> tuple[list, list]:
     """(kept, held out): about `fraction` of each class held out, chosen by a seeded shuffle, at least one
     example of each class kept. Both keep the input order. Works on Rows and Reviews (anything with .label).
 
     total: hold out exactly this many instead, shared among the classes in proportion to their sizes (the
-    largest remainders round up); a class that would keep no example is refused, naming `flag`.
+    largest remainders round up); a class that would keep no example is refused, naming `flag` (and the class
+    by its name in `names` when the labels are indices).
     """
     rng = random.Random(seed)
     classes = sorted({r.label for r in rows}, key=str)  # sorted: the split must not depend on PYTHONHASHSEED
@@ -256,7 +267,7 @@ def stratified_split(rows: list, fraction: float, seed: int, total: int | None =
         full = next((c for c in classes if quota[c] >= len(members[c])), None)
         if full is not None:
             raise DataError(f"{flag} {total} would hold out all {len(members[full])} training examples of class "
-                            f"{full!r}; make it smaller (there are {len(rows)} training examples)")
+                            f"{names[full] if names else full!r}; make it smaller (there are {len(rows)} training examples)")
     held = set()
     for c in classes:
         rng.shuffle(members[c])
