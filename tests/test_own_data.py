@@ -437,3 +437,21 @@ def test_the_own_data_split_does_not_depend_on_pythonhashseed(sentences, tmp_pat
         env = os.environ | {"PYTHONHASHSEED": hashseed, "PYTHONPATH": str(ROOT)}
         splits.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
     assert len(splits) == 1
+
+
+def test_a_truncated_movie_reviews_zip_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    zipped = next(Path(p) / "corpora" / "movie_reviews.zip" for p in os.environ["NLTK_DATA"].split(os.pathsep)
+                  if (Path(p) / "corpora" / "movie_reviews.zip").is_file())
+    cut = tmp_path / "nltk_data" / "corpora" / "movie_reviews.zip"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(zipped.read_bytes()[: zipped.stat().st_size // 2])  # a download cut short
+    env = os.environ | {"NLTK_DATA": str(tmp_path / "nltk_data"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "finetune.py"), "--output-dir", str(tmp_path / "run"),
+                           "--device", "cpu"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: the movie_reviews corpus ({cut}) is damaged (File is not a zip file); delete it and run "
+        "`python -m nltk.downloader movie_reviews` again"], done.stderr[-2000:]
