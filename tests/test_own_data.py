@@ -299,7 +299,8 @@ def _one_line_error(finetune, tiny_dir, out, extra, capsys) -> str:
 def test_a_tsv_text_opening_an_unclosed_quote_does_not_swallow_the_rows_after_it(sentences, tmp_path):
     rows = rows_of(sentences, 8, ("neg", "pos"))
     lines = ["text\tlabel"] + [f"{t}\t{c}" for t, c in rows]
-    lines[3] = '"' + lines[3]  # a text that starts with a quote and never closes it
+    lines[3] = '"' + lines[3]  # a text that starts with a quote and never closes it on its line
+    lines[8] = lines[8].replace("\t", '"\t', 1)  # a quote at the end of a later text: read as one file, rows 4-9 become one
     (tmp_path / "quote.tsv").write_text("\n".join(lines) + "\n")
     with pytest.raises(L.DataError, match=r"quote\.tsv line 4: a quote opens a field that does not close on its line"):
         L.read(tmp_path / "quote.tsv")
@@ -307,6 +308,7 @@ def test_a_tsv_text_opening_an_unclosed_quote_does_not_swallow_the_rows_after_it
     (tmp_path / "closed.tsv").write_text("\n".join(lines) + "\n")
     got, _ = L.read(tmp_path / "closed.tsv")
     assert len(got) == 16 and got[2].text == rows[2][0] and got[2].source == "closed.tsv line 4"
+    assert got[7].text == rows[7][0] + '"'  # a quote inside a field is a character of the text
 
 
 def test_malformed_tables_are_refused_with_one_line(sentences, tiny_dir, tmp_path, capsys):
@@ -416,7 +418,7 @@ def test_bad_options_and_models_for_own_data_are_one_line(sentences, tiny_dir, v
         (["--data", str(data), "--weight-decay", "inf"], "--weight-decay must be a finite number, got inf"),
         (["--data", str(data), "--lr", "nan"], "--lr must be"),
         (["--data", str(data), "--warmup", "nan"], "--warmup"),
-        (["--data", str(data), "--max-length", "1000"], f"--max-length 1000 is longer than the 128 positions of --model {tiny_dir}"),
+        (["--data", str(data), "--max-length", "256"], f"--max-length 256 is longer than the 128 positions of --model {tiny_dir}"),
         (["--data", str(two), "--model", str(tmp_path / "three" / "model")], "was fine-tuned for another number of classes (classifier.bias: file (3,) vs model (2,))"),
     ]
     for extra, expected in cases:

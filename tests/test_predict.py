@@ -298,7 +298,7 @@ def test_input_paths_and_options_that_cannot_work_are_one_line_naming_the_flag(c
         ([*m, "--files", str(tmp_path / "folder")], "is a folder"),
         ([*m, "--lines", str(tmp_path / "missing.txt")], f"--lines {tmp_path / 'missing.txt'}: no such file"),
         ([*m, "--lines", str(lines), "--pair", "a second text ."], "--pair goes with texts on the command line, not with --lines"),
-        ([*m, "--max-length", "1000", "a fine film ."], f"--max-length 1000 is longer than the 128 positions of --model {clf_dir}"),
+        ([*m, "--max-length", "256", "a fine film ."], f"--max-length 256 is longer than the 128 positions of --model {clf_dir}"),
         (["--model", str(untrained), "--device", "cpu", "a fine film ."], "saved before any training step"),
     ]
     for argv, expected in cases:
