@@ -200,7 +200,7 @@ def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Rev
         val = [r for r in train if id(r) in held]
         train = [r for r in train if id(r) not in held]
     if args.limit_train:
-        train = balanced_subset(train, args.limit_train, len(LABELS))
+        train = balanced_subset(train, args.limit_train)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
     return encode_splits(args, tokenizer, train, test, val)
@@ -243,8 +243,8 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
 
 def balanced_subset(reviews: list[Review], n: int, n_classes: int | None = None) -> list[Review]:
     """The first n reviews, n // C per class of the C classes (the first n % C classes get one more: an odd n
-    gives neg the extra one), in their original order. With n_classes (for --limit-train), n must give every
-    class at least one example: a classifier never shown a class cannot learn it."""
+    gives neg the extra one), in their original order. With n_classes (--limit-train on your own data), n must
+    give every class at least one example: a classifier never shown a class cannot learn it."""
     if n_classes is not None and n < n_classes:
         raise ValueError(f"--limit-train {n} is fewer than the {n_classes} classes, so some class would have no "
                          f"training example; give at least {n_classes}")

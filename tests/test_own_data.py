@@ -413,7 +413,6 @@ def test_bad_options_and_models_for_own_data_are_one_line(sentences, tiny_dir, v
     two = write_table(tmp_path / "two.csv", rows_of(sentences, 6, ("neg", "pos")))
     cases = [
         (["--data", str(data), "--limit-train", "2"], "--limit-train 2 is fewer than the 3 classes"),
-        (["--limit-train", "1"], "--limit-train 1 is fewer than the 2 classes"),
         (["--data", str(data), "--text-column", "label"], "--text-column, --pair-column and --label-column must name different columns, got 'label', 'label'"),
         (["--data", str(data), "--weight-decay", "inf"], "--weight-decay must be a finite number, got inf"),
         (["--data", str(data), "--lr", "nan"], "--lr must be"),
