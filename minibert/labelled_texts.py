@@ -115,7 +115,7 @@ def read_table(path: Path, text_column: str, pair_column: str | None, label_colu
                 raise DataError(f"{where} line {n}: expected a JSON object like {{\"{text_column}\": ..., \"{label_column}\": ...}}")
             keys = [k for k, _ in obj]
             check_names(keys, f"{where} line {n}", "key")
-            if records and keys != list(records[0][1]):
+            if records and set(keys) != set(records[0][1]):  # in any order
                 raise DataError(f"{where} line {n}: keys {', '.join(map(repr, keys))} differ from the first row's "
                                 f"({', '.join(map(repr, records[0][1]))}); give every row the same keys")
             records.append((f"{path.name} line {n}", dict(obj)))

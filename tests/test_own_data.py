@@ -329,8 +329,9 @@ def test_malformed_tables_are_refused_with_one_line(sentences, tiny_dir, tmp_pat
          "the labels '1' (numbers.jsonl line 5) and '1.0' (numbers.jsonl line 9) differ only in how the number is written"),
         ("keys.jsonl", "".join(json.dumps({"text": t, "label": c}) + "\n" for t, c in rows) + '{"text": "a", "label": "pos", "text": "b"}\n',
          "keys.jsonl line 9: the key 'text' appears twice"),
-        ("extra.jsonl", "".join(json.dumps({"text": t, "label": c}) + "\n" for t, c in rows) + json.dumps({"text": "a", "label": "pos", "note": 1}) + "\n",
-         "extra.jsonl line 9: keys 'text', 'label', 'note' differ from the first row's ('text', 'label')"),
+        ("extra.jsonl", "".join(json.dumps({"text": t, "label": c} if i % 2 else {"label": c, "text": t}) + "\n" for i, (t, c) in enumerate(rows))
+         + json.dumps({"text": "a", "label": "pos", "note": 1}) + "\n",
+         "extra.jsonl line 9: keys 'text', 'label', 'note' differ from the first row's ('label', 'text')"),
     ]
     for name, content, expected in cases:
         (tmp_path / name).write_text(content)
