@@ -271,7 +271,10 @@ def test_finite_weights_whose_logits_overflow_are_refused_not_printed_as_nan(voc
 
     huge = save_classifier(tmp_path, vocab_path, settings=CHUNKS_32)
     weights = load_file(huge / "model.safetensors")
-    weights["classifier.weight"] = torch.full_like(weights["classifier.weight"], 3e38)  # finite, but 32 of them overflow
+    # every pooled feature tanh(5) ~ 1, so the logits are 32 x 3e38 = inf and -inf (not NaN: no inf - inf inside)
+    weights["bert.pooler.dense.weight"] = torch.zeros_like(weights["bert.pooler.dense.weight"])
+    weights["bert.pooler.dense.bias"] = torch.full_like(weights["bert.pooler.dense.bias"], 5.0)
+    weights["classifier.weight"] = torch.full_like(weights["classifier.weight"], 3e38)  # finite, but their sum overflows
     weights["classifier.weight"][1] *= -1
     save_file(weights, huge / "model.safetensors")
     model, tok, _ = minibert.predict.load_fine_tuned(huge)  # every weight is finite: loading accepts it
