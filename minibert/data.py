@@ -48,7 +48,7 @@ class Review:
 
 
 def split_lines(text: str) -> list[str]:
-    """The lines of a text, split at "\n" and "\r\n" only (str.splitlines also splits at form feeds, U+0085,
+    r"""The lines of a text, split at "\n" and "\r\n" only (str.splitlines also splits at form feeds, U+0085,
     U+2028 and others, which are characters inside a line of a text file or a JSON string).
 
     >>> split_lines("one\r\ntwo\u2028still two\fand two\nthree")

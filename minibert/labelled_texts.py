@@ -14,7 +14,7 @@ one line that names the file, the row and what to do.
 A table is read strictly, because a misread table trains without a word on wrong data: every row has exactly
 the header's fields, no column name appears twice, a TSV row is one line, and labels that differ only in
 spaces or in how a number is written ("pos" and "pos ", 1 and 1.0) are refused, not made two classes. Lines
-end at "\n" (or "\r\n") only: a form feed, U+0085 or U+2028 inside a text is part of the text.
+end at "\\n" (or "\\r\\n") only: a form feed, U+0085 or U+2028 inside a text is part of the text.
 
 >>> rows = [Row("r1", "fine", None, "pos"), Row("r2", "dull", None, "neg"), Row("r3", "ok", None, "neutral")]
 >>> label_names(rows)

@@ -81,6 +81,8 @@ def quick(model_dir, out, data, **kw) -> FinetuneArgs:
 def test_docstring_examples():
     assert doctest.testmod(minibert.labelled_texts).failed == 0
     assert doctest.testmod(minibert.finetune).failed == 0
+    result = doctest.testmod(D)  # split_lines
+    assert result.attempted >= 1 and result.failed == 0
 
 
 # ---- Reading ------------------------------------------------------------------------------------------
