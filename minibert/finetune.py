@@ -221,6 +221,7 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
         args.data, args.test_data, test_fraction=args.test_fraction, seed=args.split_seed,
         text_column=args.text_column, pair_column=args.pair_column, label_column=args.label_column,
     )
+    read = train + test
     if not args.test:
         test = []
     val = []
@@ -229,11 +230,11 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
                                                          names=labels)
     if args.limit_train:
         train = balanced_subset(train, args.limit_train, len(labels))
-    if int(os.environ.get("RANK", "0")) == 0:  # what was read, before any training: a misread table shows here
-        print(f"--data {args.data}: {len(train) + len(val) + len(test)} examples ({labelled_texts.count_classes(train + val + test, labels)}); "
-              f"training on {len(train)}, validating on {len(val)}, testing on {len(test)}", flush=True)
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
+    if int(os.environ.get("RANK", "0")) == 0:  # what was read, before any training: a misread table shows here
+        print(f"--data {args.data}: read {len(read)} examples ({labelled_texts.count_classes(read, labels)}); "
+              f"training on {len(train)}, validating on {len(val)}, testing on {len(test)}", flush=True)
     pairs = train[0].pair is not None
     if pairs and args.truncation != "head":
         raise ValueError(f"--data {args.data} holds sentence pairs, which are cut longest-first: "
@@ -527,7 +528,10 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
 
 def check_max_length(args: FinetuneArgs) -> None:
     """--max-length must fit the model's position table: found at the start, not at the first forward pass."""
-    config = BertConfig.from_json_file(resolve(args.model, ["config.json"])["config.json"])
+    found = resolve(args.model, ["config.json"])
+    if "config.json" not in found:
+        return  # loading the model names what is missing
+    config = BertConfig.from_json_file(found["config.json"])
     if args.max_length > config.max_position_embeddings:
         raise ValueError(f"--max-length {args.max_length} is longer than the {config.max_position_embeddings} positions "
                          f"of --model {args.model}; give --max-length {config.max_position_embeddings} or less")

@@ -147,7 +147,7 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
             if len(broken):  # finite weights can still overflow: a NaN would be printed as a confident label
                 first = part[examples[int(broken[0])].doc]
                 raise ValueError(f"the model's outputs for text {first + 1} are not finite (NaN or inf) in {precision}: "
-                                 f"its weights overflow; use an earlier checkpoint, fine-tune again, or try --precision fp32")
+                                 f"its weights overflow; use an earlier checkpoint or fine-tune again")
             for p in mean_by_review(logits, examples, len(reviews)).softmax(-1):  # (C,) per text
                 yield {"label": names[int(p.argmax())], "probability": float(p.max()),
                        "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}

@@ -352,7 +352,7 @@ MUTANTS: list[Mutant] = [
       ["tests/test_own_data.py", "-k", "malformed_tables"],
       "a semicolon-separated CSV is reported as a missing column instead of by its separator (issue 17, point 10)"),
     m("rows-read-not-counted-in-full", "minibert/finetune.py",
-      "labelled_texts.count_classes(train + val + test, labels)",
+      "labelled_texts.count_classes(read, labels)",
       "labelled_texts.count_classes(train, labels)",
       ["tests/test_own_data.py", "-k", "printed_before_training"],
       "the count per class printed before training leaves out the held-out rows (issue 17, point 4)"),

@@ -377,7 +377,7 @@ def test_what_was_read_is_printed_before_training(sentences, tiny_dir, tmp_path,
                           "--val-size", "3"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith(f"--data {data}: 30 examples (neg 10, pos 10, question 10); training on 21, validating on 3, testing on 6\n")
+    assert out.startswith(f"--data {data}: read 30 examples (neg 10, pos 10, question 10); training on 21, validating on 3, testing on 6\n")
 
 
 def test_own_data_val_size_has_its_own_rules_and_gives_the_intended_rows(sentences, tiny_dir, vocab_path, tmp_path, capsys):
