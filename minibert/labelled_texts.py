@@ -57,6 +57,8 @@ def read(path: str | Path, *, text_column: str = "text", pair_column: str | None
     path = Path(path)
     if path.is_dir():
         return read_folder(path, flag)
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{flag} {path}: a symbolic link that leads nowhere (a loop, or its target is gone); give the real path")
     if not path.is_file():
         raise DataError(f"{flag} {path}: no such file or folder")
     if path.suffix.lower() not in TABLE_SUFFIXES:

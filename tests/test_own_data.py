@@ -262,6 +262,8 @@ def _bad_cases(sentences, tmp: Path) -> list[tuple[str, list[str], str]]:
     (empty_file / "neg" / "blank.txt").write_text("\n")
     cases.append(("empty text file", ["--data", str(empty_file)], "blank.txt: the file is empty"))
     cases.append(("missing path", ["--data", str(tmp / "nowhere.csv")], "nowhere.csv: no such file or folder"))
+    (tmp / "loop.csv").symlink_to(tmp / "loop.csv")
+    cases.append(("symbolic link loop", ["--data", str(tmp / "loop.csv")], "loop.csv: a symbolic link that leads nowhere (a loop, or its target is gone)"))
     (tmp / "data.xlsx").write_bytes(b"PK")
     cases.append(("unknown format", ["--data", str(tmp / "data.xlsx")], "expected a folder of class subfolders or a .csv, .tsv, .jsonl file"))
     (tmp / "broken.jsonl").write_text('{"text": "a fine film", "label": "pos"}\n{"text": "oops\n')
