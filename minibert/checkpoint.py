@@ -148,6 +148,10 @@ class LoadReport:
             problems.append(f"unexpected tensors ({len(self.unexpected)}): {', '.join(self.unexpected)}")
         if self.mismatched:
             problems.append(f"wrong shapes ({len(self.mismatched)}): {'; '.join(self.mismatched)}")
+        if self.mismatched and not self.missing and not self.unexpected and all(m.startswith("classifier.") for m in self.mismatched):
+            bias = next((m for m in self.mismatched if m.startswith("classifier.bias")), self.mismatched[0])
+            raise CheckpointError(f"the classifier in {source} was fine-tuned for another number of classes ({bias}); "
+                                  f"start from the pretrained model it was fine-tuned from, or use it with as many classes")
         if problems:
             raise CheckpointError(
                 f"the weights in {source} do not fit the model built from its config:\n  "

@@ -20,7 +20,9 @@ import contextlib
 import io
 import random
 import re
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -45,6 +47,19 @@ class Review:
     pair: str | None = None  # the second text of a sentence pair (segment B); movie reviews have none
 
 
+def split_lines(text: str) -> list[str]:
+    r"""The lines of a text, split at "\n" and "\r\n" only (str.splitlines also splits at form feeds, U+0085,
+    U+2028 and others, which are characters inside a line of a text file or a JSON string).
+
+    >>> split_lines("one\r\ntwo\u2028still two\fand two\nthree")
+    ['one', 'two\u2028still two\x0cand two', 'three']
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the text ended with a line break
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def load_movie_reviews(download: bool = True) -> list[Review]:
     """All 2000 reviews, sorted by file id, read through `nltk.corpus.movie_reviews`.
 
@@ -55,19 +70,29 @@ def load_movie_reviews(download: bool = True) -> list[Review]:
     from nltk.corpus import movie_reviews
 
     try:
-        movie_reviews.ensure_loaded()
-    except LookupError:
-        if not download or not _download_quietly(nltk):
-            raise CorpusError(
-                "the NLTK movie_reviews corpus is not installed and could not be downloaded. Run "
-                "`python -m nltk.downloader movie_reviews` on a machine with network access, or set NLTK_DATA to "
-                "a folder that holds corpora/movie_reviews.zip (in this repository: NLTK_DATA=../shared/nltk_data)"
-            ) from None
-        movie_reviews.ensure_loaded()
-    reviews = [Review(f, movie_reviews.raw(f), LABELS.index(f.split("/")[0])) for f in sorted(movie_reviews.fileids())]
+        try:
+            movie_reviews.ensure_loaded()
+        except LookupError:
+            if not download or not _download_quietly(nltk):
+                raise CorpusError(
+                    "the NLTK movie_reviews corpus is not installed and could not be downloaded. Run "
+                    "`python -m nltk.downloader movie_reviews` on a machine with network access, or set NLTK_DATA to "
+                    "a folder that holds corpora/movie_reviews.zip (in this repository: NLTK_DATA=../shared/nltk_data)"
+                ) from None
+            movie_reviews.ensure_loaded()
+        reviews = [Review(f, movie_reviews.raw(f), LABELS.index(f.split("/")[0])) for f in sorted(movie_reviews.fileids())]
+    except (zipfile.BadZipFile, EOFError, UnicodeDecodeError) as e:  # a download cut short, a damaged disk
+        raise CorpusError(f"the movie_reviews corpus ({_corpus_path(nltk)}) is damaged ({e}); delete it and run "
+                          f"`python -m nltk.downloader movie_reviews` again") from None
     if len(reviews) != 2000:
         raise CorpusError(f"movie_reviews has {len(reviews)} files, expected 2000 (1000 pos + 1000 neg); reinstall it")
     return reviews
+
+
+def _corpus_path(nltk) -> str:
+    """Where NLTK's data folders hold movie_reviews.zip, for messages (nltk.data.find would open it)."""
+    found = [Path(d) / "corpora" / "movie_reviews.zip" for d in nltk.data.path]
+    return str(next((f for f in found if f.is_file()), "corpora/movie_reviews.zip in NLTK_DATA"))
 
 
 def _download_quietly(nltk) -> bool:

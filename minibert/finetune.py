@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -40,7 +41,9 @@ from .data import (
     load_movie_reviews,
     split,
 )
+from .config import BertConfig
 from .heads import BertForSequenceClassification
+from .hub import resolve
 from .optim import AdamW, LinearWarmupDecay, param_groups
 from .predict import mean_by_review, predict_logits, save_inference_settings
 from .tokenizer import BertTokenizer
@@ -135,10 +138,20 @@ class FinetuneArgs:
             raise ValueError(f"--truncation must be one of {STRATEGIES}, got {self.truncation!r}")
         check_options(self, positive=("epochs", "batch_size", "eval_batch_size", "max_length", "log_every"),
                       limits=("limit_train", "limit_test", "stop_after_steps"))
-        if self.val_size < 0 or self.val_size % 2:
-            raise ValueError(f"--val-size must be an even number >= 0 (half per class), got {self.val_size}")
-        if self.val_size >= 1600:
+        if self.val_size < 0:
+            raise ValueError(f"--val-size must be >= 0, got {self.val_size}")
+        if self.data is None and self.val_size % 2:  # movie_reviews' rules; own data is checked once it is read
+            raise ValueError(f"--val-size must be an even number (half per class of movie_reviews), got {self.val_size}")
+        if self.data is None and self.val_size >= 1600:
             raise ValueError(f"--val-size {self.val_size} leaves no training reviews (there are 1600)")
+        bad = next((f.name for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), float)
+                    and not math.isfinite(getattr(self, f.name))), None)
+        if bad:
+            raise ValueError(f"--{bad.replace('_', '-')} must be a finite number, got {getattr(self, bad)}")
+        columns = [c for c in (self.text_column, self.pair_column, self.label_column) if c is not None]
+        if len(set(columns)) < len(columns):
+            raise ValueError(f"--text-column, --pair-column and --label-column must name different columns, got "
+                             f"{', '.join(map(repr, columns))}")
         if self.classifier_dropout is not None and not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"--classifier-dropout must be in [0, 1), got {self.classifier_dropout}")
         if not 0 <= self.average_last <= self.epochs:
@@ -208,15 +221,20 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
         args.data, args.test_data, test_fraction=args.test_fraction, seed=args.split_seed,
         text_column=args.text_column, pair_column=args.pair_column, label_column=args.label_column,
     )
+    read = train + test
     if not args.test:
         test = []
     val = []
     if args.val_size:
-        train, val = labelled_texts.stratified_split(train, min(args.val_size / len(train), 1.0), args.split_seed + 1)
+        train, val = labelled_texts.stratified_split(train, 0.0, args.split_seed + 1, total=args.val_size, flag="--val-size",
+                                                         names=labels)
     if args.limit_train:
-        train = balanced_subset(train, args.limit_train)
+        train = balanced_subset(train, args.limit_train, len(labels))
     if args.limit_test:
         test = balanced_subset(test, args.limit_test)
+    if int(os.environ.get("RANK", "0")) == 0:  # what was read, before any training: a misread table shows here
+        print(f"--data {args.data}: read {len(read)} examples ({labelled_texts.count_classes(read, labels)}); "
+              f"training on {len(train)}, validating on {len(val)}, testing on {len(test)}", flush=True)
     pairs = train[0].pair is not None
     if pairs and args.truncation != "head":
         raise ValueError(f"--data {args.data} holds sentence pairs, which are cut longest-first: "
@@ -224,9 +242,13 @@ def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
     return encode_splits(args, tokenizer, train, test, val, labels, pairs)
 
 
-def balanced_subset(reviews: list[Review], n: int) -> list[Review]:
+def balanced_subset(reviews: list[Review], n: int, n_classes: int | None = None) -> list[Review]:
     """The first n reviews, n // C per class of the C classes (the first n % C classes get one more: an odd n
-    gives neg the extra one), in their original order."""
+    gives neg the extra one), in their original order. With n_classes (--limit-train on your own data), n must
+    give every class at least one example: a classifier never shown a class cannot learn it."""
+    if n_classes is not None and n < n_classes:
+        raise ValueError(f"--limit-train {n} is fewer than the {n_classes} classes, so some class would have no "
+                         f"training example; give at least {n_classes}")
     classes = sorted({r.label for r in reviews})
     share = {c: n // len(classes) + (k < n % len(classes)) for k, c in enumerate(classes)}
     keep = {id(r) for c in classes for r in [r for r in reviews if r.label == c][: share[c]]}
@@ -404,7 +426,7 @@ def end_of_epoch(model, tokenizer, data: Data, args: FinetuneArgs, seed: int, ep
     if best is None or score > best["score"]:
         best = {"score": score, **record}
         if args.save_model and not args.average_last and (data.val or epoch + 1 == args.epochs):
-            save_model(model, tokenizer, data, args, out)
+            save_model(model, tokenizer, data, args, out, step)
     tqdm.write(f"seed {seed} epoch {epoch + 1}:"
                + (f"  test accuracy {record['accuracy']:.4f}  F1 {record['f1']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
@@ -418,8 +440,8 @@ def select_average(model, average: WeightAverage, tokenizer, data: Data, args: F
     average.copy_to(model)
     record = {"epoch": args.epochs, "averaged_epochs": list(range(args.epochs - args.average_last + 1, args.epochs + 1))}
     record |= evaluate_splits(model, tokenizer, data, args, device, precision)
-    if args.save_model:
-        save_model(model, tokenizer, data, args, out)
+    if args.save_model:  # only a completed run is averaged: every epoch's steps were taken
+        save_model(model, tokenizer, data, args, out, args.epochs * math.ceil(len(data.train) / args.batch_size))
     tqdm.write(f"seed {seed}, mean weights of epochs {record['averaged_epochs']}:"
                + (f"  test accuracy {record['accuracy']:.4f}" if data.test else "")
                + (f"  val accuracy {record['val']['accuracy']:.4f}" if data.val else ""))
@@ -436,11 +458,12 @@ def evaluate_splits(model, tokenizer, data: Data, args: FinetuneArgs, device, pr
     return record
 
 
-def save_model(model, tokenizer, data: Data, args: FinetuneArgs, out: Path) -> None:
-    """out/model: the HF-layout model and tokenizer, plus how it was fine-tuned (for predict.py)."""
+def save_model(model, tokenizer, data: Data, args: FinetuneArgs, out: Path, steps: int) -> None:
+    """out/model: the HF-layout model and tokenizer, plus how it was fine-tuned (for predict.py), after `steps`
+    optimizer steps."""
     with saving(out / "model"):
         model.save_pretrained(out / "model", tokenizer=tokenizer)
-        save_inference_settings(out / "model", args, data.labels, data.pairs)
+        save_inference_settings(out / "model", args, data.labels, data.pairs, steps)
 
 
 def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
@@ -472,6 +495,7 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     started = time.perf_counter()
     if reviews is None and not args.data:
         reviews = load_movie_reviews()
+    check_max_length(args)
     tokenizer = BertTokenizer.from_pretrained(args.model)
     seeds = args.seeds or [args.seed]
     folds = (args.folds or list(range(1, N_FOLDS + 1))) if args.cv else [None]
@@ -500,6 +524,17 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     if dist.world > 1:
         torch.distributed.destroy_process_group()
     return summary
+
+
+def check_max_length(args: FinetuneArgs) -> None:
+    """--max-length must fit the model's position table: found at the start, not at the first forward pass."""
+    found = resolve(args.model, ["config.json"])
+    if "config.json" not in found:
+        return  # loading the model names what is missing
+    config = BertConfig.from_json_file(found["config.json"])
+    if args.max_length > config.max_position_embeddings:
+        raise ValueError(f"--max-length {args.max_length} is longer than the {config.max_position_embeddings} positions "
+                         f"of --model {args.model}; give --max-length {config.max_position_embeddings} or less")
 
 
 def finished_run(out: Path, args: FinetuneArgs, seed: int) -> dict | None:

@@ -63,12 +63,12 @@ def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -
 SETTINGS_FILE = "minibert_finetune.json"  # beside config.json: how the saved model was fine-tuned
 
 
-def save_inference_settings(directory: Path, args, labels: tuple[str, ...], pairs: bool) -> None:
+def save_inference_settings(directory: Path, args, labels: tuple[str, ...], pairs: bool, steps: int) -> None:
     """Record how texts were cut in training (`args`: the run's FinetuneArgs), so that prediction cuts them the
-    same way."""
+    same way, and how many optimizer steps trained the model (0: its classifier is still random)."""
     stride = args.max_length // 4 if args.stride is None else args.stride
     settings = {"truncation": args.truncation, "max_length": args.max_length, "head": args.head, "stride": stride,
-                "pairs": pairs, "labels": list(labels)}
+                "pairs": pairs, "labels": list(labels), "steps": steps}
     (Path(directory) / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
@@ -104,6 +104,9 @@ def load_fine_tuned(path, dtype=None) -> tuple[BertForSequenceClassification, Be
                          f"the model is broken: use an earlier checkpoint or fine-tune again")
     settings_file = Path(path) / SETTINGS_FILE
     trained = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    if trained.get("steps") == 0:
+        raise ValueError(f"--model {path} was saved before any training step (its {SETTINGS_FILE} says steps: 0), so "
+                         f"its classifier is random; fine-tune it for at least one step")
     return model, BertTokenizer.from_pretrained(path), trained
 
 
@@ -144,6 +147,11 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
             bar.total += len(examples)  # known block by block: a long text shows its windows as they are done
             bar.refresh()
             logits = predict_logits(model, examples, batch_size, device, precision, tokenizer.pad_token_id, bar)
+            broken = (~torch.isfinite(logits).all(-1)).nonzero()  # (K, 1): windows with a NaN or inf logit
+            if len(broken):  # finite weights can still overflow: a NaN would be printed as a confident label
+                first = part[examples[int(broken[0])].doc]
+                raise ValueError(f"the model's outputs for text {first + 1} are not finite (NaN or inf) in {precision}: "
+                                 f"its weights overflow; use an earlier checkpoint or fine-tune again")
             for p in mean_by_review(logits, examples, len(reviews)).softmax(-1):  # (C,) per text
                 yield {"label": names[int(p.argmax())], "probability": float(p.max()),
                        "probabilities": {names[i]: float(x) for i, x in enumerate(p)}}

@@ -37,8 +37,9 @@ from pathlib import Path
 
 import torch
 
-from .data import load_movie_reviews, split
+from .data import load_movie_reviews, split, split_lines
 from .heads import IGNORE_INDEX
+from .labelled_texts import decode
 from .tokenizer import BertTokenizer
 
 IS_NEXT, NOT_NEXT = 0, 1  # next_sentence_label values, as in BERT and transformers
@@ -81,14 +82,14 @@ def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: b
         else:
             raise FileNotFoundError(f"corpus {name!r} is neither 'movie_reviews' nor an existing file or folder")
         for f in files:
-            documents += read_documents(f.read_text(encoding="utf-8"))
+            documents += read_documents(decode(f.read_bytes(), f"--corpus {f}"))
     return [d for d in documents if d]
 
 
 def read_documents(text: str) -> list[list[str]]:
     """Split a text into documents at blank lines; each remaining line is one sentence."""
     documents, current = [], []
-    for line in text.splitlines():
+    for line in split_lines(text):
         if line.strip():
             current.append(line.strip())
         elif current:
@@ -100,7 +101,7 @@ def read_documents(text: str) -> list[list[str]]:
 
 
 def _sentences(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in split_lines(text) if line.strip()]
 
 
 def tokenize_documents(documents: list[list[str]], tokenizer: BertTokenizer) -> list[list[list[int]]]:

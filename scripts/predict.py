@@ -22,6 +22,7 @@ import torch
 from minibert.cli import main_for
 from minibert.data import STRATEGIES, encode_reviews
 from minibert.predict import classify_stream, inference_settings, load_fine_tuned
+from minibert.data import split_lines
 from minibert.labelled_texts import decode
 from minibert.training import pick_device, precision_and_reason
 
@@ -52,16 +53,17 @@ def read_inputs(a) -> tuple[list[str], list[str] | None, list[str]]:
     """(texts, second texts or None, where each came from), every one checked before the model is loaded."""
     texts, sources = list(a.texts), [f"arg{i + 1}" for i in range(len(a.texts))]
     pairs = list(a.pair) if a.pair else None
+    if pairs is not None and (a.files or a.lines is not None):
+        raise ValueError(f"--pair goes with texts on the command line, not with {'--files' if a.files else '--lines'}; "
+                         f"for pairs in a file use --lines with first <TAB> second on each line")
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"--pair gives {len(pairs)} second texts for {len(texts)} texts; give one per text")
-    if pairs is not None and (a.files or a.lines is not None):
-        raise ValueError("--pair goes with texts on the command line; for pairs in a file use --lines with first <TAB> second")
     for f in a.files:
-        texts.append(decode(Path(f).read_bytes(), f"--files {f}"))
+        texts.append(decode(read_file(f, "--files"), f"--files {f}"))
         sources.append(f)
     if a.lines is not None:
-        raw = sys.stdin.buffer.read() if a.lines == "-" else Path(a.lines).read_bytes()
-        for n, line in enumerate(decode(raw, f"--lines {a.lines}").splitlines(), 1):
+        raw = sys.stdin.buffer.read() if a.lines == "-" else read_file(a.lines, "--lines")
+        for n, line in enumerate(split_lines(decode(raw, f"--lines {a.lines}")), 1):
             if line.strip():
                 texts.append(line)
                 sources.append(f"{a.lines}:{n}")
@@ -75,6 +77,18 @@ def read_inputs(a) -> tuple[list[str], list[str] | None, list[str]]:
     return texts, pairs, sources
 
 
+def read_file(path: str, flag: str) -> bytes:
+    """The bytes of a file the user named; a path that cannot be read is one line naming the flag."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{flag} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{flag} {path}: is a folder; give the text files in it") from None
+    except OSError as e:  # a symbolic link loop, no permission, ...
+        raise ValueError(f"{flag} {path}: cannot be read ({e.strerror.lower() if e.strerror else e})") from None
+
+
 def predict(a) -> None:
     """Check every input, load the model, print one result per text as soon as it is known."""
     if a.batch_size < 1:
@@ -83,6 +97,10 @@ def predict(a) -> None:
     device = pick_device(a.device, training=False)
     precision, why = precision_and_reason(device, a.precision, training=False)
     model, tokenizer, trained = load_fine_tuned(a.model, dtype=torch.bfloat16 if precision == "bf16" else None)
+    positions = model.config.max_position_embeddings
+    if a.max_length is not None and a.max_length > positions:
+        raise ValueError(f"--max-length {a.max_length} is longer than the {positions} positions of --model {a.model}; "
+                         f"give --max-length {positions} or less")
     if trained.get("pairs") and pairs is None and a.lines is not None:  # "first <TAB> second" lines
         split = [t.split("\t", 1) for t in texts]
         bad = next((s for s, parts in zip(sources, split) if len(parts) != 2), None)
@@ -103,7 +121,7 @@ def predict(a) -> None:
                              precision=precision, progress=a.progress)
     for r, source in zip(results, sources):  # results first: its end closes the progress bar
         if a.format == "jsonl":
-            print(json.dumps({"source": source, **r}), flush=True)
+            print(json.dumps({"source": source, **r}, allow_nan=False), flush=True)  # NaN is not JSON
         else:
             print(f"{r['label']}\t{r['probability']:.4f}\t{source}", flush=True)
 

@@ -400,6 +400,24 @@ def test_sharded_safetensors_load_through_their_index(hf_pretraining, tmp_path):
         minibert.BertForPreTraining.from_pretrained(tmp_path)
 
 
+
+def test_a_folder_with_sharded_safetensors_and_a_pytorch_model_bin_loads_the_shards(hf_pretraining, tmp_path):
+    """Both layouts side by side (as some Hub repositories have them): the safetensors shards win, never the pickle."""
+    cfg, hf = hf_pretraining
+    state = {k: v.detach().clone().contiguous() for k, v in hf.state_dict().items() if "decoder" not in k}
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, tmp_path / shard)
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: s for s, keys in shards.items() for k in keys}}))
+    write_checkpoint(tmp_path, {k: v + 0.5 for k, v in state.items()}, cfg, fmt="bin")  # other weights, same shapes
+    model, report = minibert.BertForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert report.missing == report.unexpected == report.initialized == []
+    batch = random_batch(cfg.vocab_size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).prediction_logits, hf(**batch).prediction_logits, atol=1e-5, rtol=1e-5)
+
+
 class _Payload:
     """Unpickling this runs code: it writes the file `marker`."""
 

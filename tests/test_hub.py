@@ -181,6 +181,18 @@ def test_warm_cache_offline_loads_without_a_single_request(hub, bert_files, tmp_
     same_outputs(model, bert_files[1])
 
 
+
+def test_a_pinned_revision_loads_offline_from_its_own_cached_files_not_mains(hub, bert_files, vocab_path, tmp_path, monkeypatch):
+    first = hub.repos["bert-base-uncased"].commit
+    BertModel.from_pretrained("bert-base-uncased", revision=first, cache_dir=tmp_path)
+    newer_files, newer = bert_base_layout(vocab_path, seed=1)  # main moves on to other weights
+    hub.repos["bert-base-uncased"] = Repo(newer_files, commit="89abcdef" * 5)
+    BertModel.from_pretrained("bert-base-uncased", cache_dir=tmp_path)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    same_outputs(BertModel.from_pretrained("bert-base-uncased", revision=first, cache_dir=tmp_path), bert_files[1])
+    same_outputs(BertModel.from_pretrained("bert-base-uncased", cache_dir=tmp_path), newer)
+
+
 def test_warm_cache_with_the_hub_answering_500_loads_at_once(hub, bert_files, tmp_path):
     BertModel.from_pretrained("bert-base-uncased", cache_dir=tmp_path)
     hub.requests.clear()

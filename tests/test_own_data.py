@@ -81,6 +81,8 @@ def quick(model_dir, out, data, **kw) -> FinetuneArgs:
 def test_docstring_examples():
     assert doctest.testmod(minibert.labelled_texts).failed == 0
     assert doctest.testmod(minibert.finetune).failed == 0
+    result = doctest.testmod(D)  # split_lines
+    assert result.attempted >= 1 and result.failed == 0
 
 
 # ---- Reading ------------------------------------------------------------------------------------------
@@ -150,7 +152,8 @@ def test_three_classes_from_a_folder_keep_their_names_through_training_saving_an
     assert config["id2label"] == {"0": "neg", "1": "pos", "2": "question"}
     assert config["label2id"] == {"neg": 0, "pos": 1, "question": 2}
     settings = json.loads((saved / minibert.predict.SETTINGS_FILE).read_text())
-    assert settings == {"truncation": "head", "max_length": 64, "head": 128, "stride": 16, "pairs": False, "labels": list(CLASSES)}
+    assert settings == {"truncation": "head", "max_length": 64, "head": 128, "stride": 16, "pairs": False, "labels": list(CLASSES),
+                        "steps": 4}  # 30 training examples in batches of 8, one epoch
 
     texts = [sentences[c][20] for c in CLASSES] + [" ".join(sentences["pos"][:30])]  # the last one is cut to 64 tokens
     model, tok, trained = minibert.predict.load_fine_tuned(saved)
@@ -215,7 +218,8 @@ def test_pairs_become_segments_a_and_b_and_segment_b_reaches_the_model(pair_file
 
 def test_pairs_refuse_window_strategies(pair_file, tiny_dir, tmp_path, capsys):
     finetune = load_script("finetune")
-    code = finetune.main(["--model", str(tiny_dir), "--data", str(pair_file), "--output-dir", str(tmp_path), "--device", "cpu"])
+    code = finetune.main(["--model", str(tiny_dir), "--data", str(pair_file), "--output-dir", str(tmp_path), "--device", "cpu",
+                          "--max-length", "64"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "sentence pairs" in err and "--truncation head" in err
@@ -258,6 +262,8 @@ def _bad_cases(sentences, tmp: Path) -> list[tuple[str, list[str], str]]:
     (empty_file / "neg" / "blank.txt").write_text("\n")
     cases.append(("empty text file", ["--data", str(empty_file)], "blank.txt: the file is empty"))
     cases.append(("missing path", ["--data", str(tmp / "nowhere.csv")], "nowhere.csv: no such file or folder"))
+    (tmp / "loop.csv").symlink_to(tmp / "loop.csv")
+    cases.append(("symbolic link loop", ["--data", str(tmp / "loop.csv")], "loop.csv: a symbolic link that leads nowhere (a loop, or its target is gone)"))
     (tmp / "data.xlsx").write_bytes(b"PK")
     cases.append(("unknown format", ["--data", str(tmp / "data.xlsx")], "expected a folder of class subfolders or a .csv, .tsv, .jsonl file"))
     (tmp / "broken.jsonl").write_text('{"text": "a fine film", "label": "pos"}\n{"text": "oops\n')
@@ -271,10 +277,187 @@ def test_every_bad_input_is_one_line_naming_the_problem_and_exit_code_2(sentence
     finetune = load_script("finetune")
     for name, extra, expected in _bad_cases(sentences, tmp_path):
         out = tmp_path / "runs" / name.replace(" ", "_")
-        code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress", *extra])
+        code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress",
+                              "--max-length", "64", *extra])
         captured = capsys.readouterr()
         lines = captured.err.strip().splitlines()
         assert code == 2, (name, captured.err[-2000:])
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, lines)
         assert expected in lines[0], (name, lines[0])
         assert not (out / "checkpoint.pt").exists(), name  # refused before any training
+
+
+# ---- Issue 17: tables read strictly, own --val-size rules, the split, what was read ------------------------
+
+
+def _one_line_error(finetune, tiny_dir, out, extra, capsys) -> str:
+    code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress",
+                          "--max-length", "64", "--truncation", "head", *extra])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (extra, captured.err[-2000:])
+    assert "Errno" not in lines[0] and not (out / "checkpoint.pt").exists()
+    return lines[0]
+
+
+def test_a_tsv_text_opening_an_unclosed_quote_does_not_swallow_the_rows_after_it(sentences, tmp_path):
+    rows = rows_of(sentences, 8, ("neg", "pos"))
+    lines = ["text\tlabel"] + [f"{t}\t{c}" for t, c in rows]
+    lines[3] = '"' + lines[3]  # a text that starts with a quote and never closes it on its line
+    lines[8] = lines[8].replace("\t", '"\t', 1)  # a quote at the end of a later text: read as one file, rows 4-9 become one
+    (tmp_path / "quote.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(L.DataError, match=r"quote\.tsv line 4: a quote opens a field that does not close on its line"):
+        L.read(tmp_path / "quote.tsv")
+    lines[3] = '"' + lines[3][1:].replace("\t", '"\t', 1)  # closed on its line: one quoted field
+    (tmp_path / "closed.tsv").write_text("\n".join(lines) + "\n")
+    got, _ = L.read(tmp_path / "closed.tsv")
+    assert len(got) == 16 and got[2].text == rows[2][0] and got[2].source == "closed.tsv line 4"
+    assert got[7].text == rows[7][0] + '"'  # a quote inside a field is a character of the text
+
+
+def test_malformed_tables_are_refused_with_one_line(sentences, tiny_dir, tmp_path, capsys):
+    finetune = load_script("finetune")
+    rows = rows_of(sentences, 4, ("neg", "pos"))
+    good = write_table(tmp_path / "good.csv", rows).read_text()
+    cases = [
+        ("comma.csv", good + "a film, honestly fine,pos\n", "comma.csv line 10: 3 fields where the header has 2 (text, label); quote a text that holds a comma"),
+        ("extra.csv", good.replace(",pos\n", ",pos,5\n", 1), "line 6: 3 fields where the header has 2"),
+        ("short.csv", good + "a lone text\n", "line 10: 1 fields where the header has 2"),
+        ("twice.csv", write_table(tmp_path / "t.csv", [(t, c, "x") for t, c in rows], ("text", "label", "text")).read_text(),
+         "twice.csv line 1: the column name 'text' appears twice"),
+        ("space.csv", good.replace(",pos\n", ",pos \n", 1), "the labels 'pos ' (space.csv line 6) and 'pos' (space.csv line 7) differ only in spaces"),
+        ("semicolon.csv", "text;label\n" + "".join(f"{t};{c}\n" for t, c in rows), "the header 'text;label' is separated by semicolons, not commas"),
+        ("tabs.csv", "text\tlabel\n" + "".join(f"{t}\t{c}\n" for t, c in rows), "is separated by tabs, not commas"),
+        ("numbers.jsonl", "".join(json.dumps({"text": t, "label": 1 if c == "pos" else 0}) + "\n" for t, c in rows)
+         + json.dumps({"text": "a fine film", "label": 1.0}) + "\n",
+         "the labels '1' (numbers.jsonl line 5) and '1.0' (numbers.jsonl line 9) differ only in how the number is written"),
+        ("keys.jsonl", "".join(json.dumps({"text": t, "label": c}) + "\n" for t, c in rows) + '{"text": "a", "label": "pos", "text": "b"}\n',
+         "keys.jsonl line 9: the key 'text' appears twice"),
+        ("extra.jsonl", "".join(json.dumps({"text": t, "label": c} if i % 2 else {"label": c, "text": t}) + "\n" for i, (t, c) in enumerate(rows))
+         + json.dumps({"text": "a", "label": "pos", "note": 1}) + "\n",
+         "extra.jsonl line 9: keys 'text', 'label', 'note' differ from the first row's ('label', 'text')"),
+    ]
+    for name, content, expected in cases:
+        (tmp_path / name).write_text(content)
+        err = _one_line_error(finetune, tiny_dir, tmp_path / "runs" / name, ["--data", str(tmp_path / name)], capsys)
+        assert expected in err, (name, err)
+    test_file = write_table(tmp_path / "test.csv", [(rows[0][0], "pos ")] + rows[1:])
+    train_file = write_table(tmp_path / "train.csv", rows)
+    err = _one_line_error(finetune, tiny_dir, tmp_path / "runs" / "test", ["--data", str(train_file), "--test-data", str(test_file)], capsys)
+    assert "--data and --test-data: the labels 'pos' (train.csv line 6) and 'pos ' (test.csv line 2) differ only in spaces" in err
+
+
+def test_folders_take_txt_files_in_any_case_and_name_a_class_without_them(sentences, tmp_path):
+    rows = rows_of(sentences, 3, ("neg", "pos"))
+    folder = write_folder(tmp_path / "upper", rows)
+    for f in (folder / "pos").iterdir():
+        f.rename(f.with_suffix(".TXT"))
+    got, classes = L.read(folder)
+    assert classes == ["neg", "pos"] and sorted(r.text.strip() for r in got) == sorted(t for t, _ in rows)
+    for f in (folder / "pos").iterdir():
+        f.rename(f.with_suffix(".md"))
+    with pytest.raises(L.DataError, match=r"upper/pos: the class folder holds no \.txt files \(found 0003\.md, \.\.\.\)"):
+        L.read(folder)
+
+
+def test_tables_hold_texts_with_form_feeds_and_unicode_line_separators(sentences, tmp_path):
+    odd = ["a fine \f film", "a dull \x85 film", "a long \u2028 film", "a \u2029 twist"]
+    rows = [(f"{o} {t}", c) for o, (t, c) in zip(odd * 2, rows_of(sentences, 4, ("neg", "pos")))]
+    jsonl = tmp_path / "odd.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t, "label": c}, ensure_ascii=False) + "\n" for t, c in rows), encoding="utf-8")
+    for path in (jsonl, write_table(tmp_path / "odd.csv", rows), write_table(tmp_path / "odd.tsv", rows)):
+        got, _ = L.read(path)
+        assert [(r.text, r.label) for r in got] == rows, path
+        assert [r.source for r in got][-1].endswith(f" line {len(rows) + (path.suffix != '.jsonl')}")
+
+
+def test_what_was_read_is_printed_before_training(sentences, tiny_dir, tmp_path, capsys):
+    data = write_table(tmp_path / "d.csv", rows_of(sentences, 10))
+    finetune = load_script("finetune")
+    code = finetune.main(["--model", str(tiny_dir), "--output-dir", str(tmp_path / "run"), "--device", "cpu", "--no-progress",
+                          "--max-length", "32", "--truncation", "head", "--epochs", "1", "--no-plots", "--data", str(data),
+                          "--val-size", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(f"--data {data}: read 30 examples (neg 10, pos 10, question 10); training on 21, validating on 3, testing on 6\n")
+
+
+def test_own_data_val_size_has_its_own_rules_and_gives_the_intended_rows(sentences, tiny_dir, vocab_path, tmp_path, capsys):
+    tok = minibert.BertTokenizer(vocab_path)
+    rows = rows_of(sentences, 12, ("neg", "pos")) + rows_of(sentences, 6, ("question",))  # 12, 12, 6
+    data = write_table(tmp_path / "d.csv", rows)
+    # 30 examples, 6 held out for testing (2 + 2 + 1 ... rounded per class), val taken from the rest
+    train, test, _ = L.load(data, test_fraction=0.2)
+    for val_size in (1, 5, 7):  # odd sizes are fine: nothing halves them
+        got = prepare_data(quick(tiny_dir, tmp_path, data, val_size=val_size), tok)
+        assert (len(got.train), got.n_val_docs, got.n_test_docs) == (len(train) - val_size, val_size, len(test))
+        assert sorted(e.doc for e in got.val) == list(range(val_size))
+    got = prepare_data(quick(tiny_dir, tmp_path, data, val_size=12), tok)  # 24 training examples: 10, 10, 4 -> 5, 5, 2
+    assert [sum(e.label == c for e in got.val) for c in range(3)] == [5, 5, 2]
+    summary = run(quick(tiny_dir, tmp_path / "run", data, val_size=5))
+    selected = json.loads((tmp_path / "run" / "metrics.json").read_text())["selected"]
+    assert summary["train_examples"] == len(train) - 5 and selected["val"]["n"] == 5 and selected["n"] == len(test)
+    capsys.readouterr()
+
+    finetune = load_script("finetune")
+    for val_size, expected in ((24, "--val-size 24 would hold out all 10 training examples of class 'neg'"),
+                               (40, "--val-size 40 would hold out all"),
+                               (23, "would hold out all 5 training examples of class 'question'")):
+        err = _one_line_error(finetune, tiny_dir, tmp_path / f"v{val_size}", ["--data", str(data), "--val-size", str(val_size)], capsys)
+        assert expected in err, err
+    err = _one_line_error(finetune, tiny_dir, tmp_path / "odd", ["--val-size", "3"], capsys)  # movie_reviews keeps its rules
+    assert "--val-size must be an even number" in err
+
+
+def test_bad_options_and_models_for_own_data_are_one_line(sentences, tiny_dir, vocab_path, tmp_path, capsys):
+    finetune = load_script("finetune")
+    data = write_table(tmp_path / "d.csv", rows_of(sentences, 6))
+    three = run(quick(tiny_dir, tmp_path / "three", data))
+    assert three["status"] == "completed"
+    capsys.readouterr()
+    two = write_table(tmp_path / "two.csv", rows_of(sentences, 6, ("neg", "pos")))
+    cases = [
+        (["--data", str(data), "--limit-train", "2"], "--limit-train 2 is fewer than the 3 classes"),
+        (["--data", str(data), "--text-column", "label"], "--text-column, --pair-column and --label-column must name different columns, got 'label', 'label'"),
+        (["--data", str(data), "--weight-decay", "inf"], "--weight-decay must be a finite number, got inf"),
+        (["--data", str(data), "--lr", "nan"], "--lr must be"),
+        (["--data", str(data), "--warmup", "nan"], "--warmup"),
+        (["--data", str(data), "--max-length", "256"], f"--max-length 256 is longer than the 128 positions of --model {tiny_dir}"),
+        (["--data", str(two), "--model", str(tmp_path / "three" / "model")], "was fine-tuned for another number of classes (classifier.bias: file (3,) vs model (2,))"),
+    ]
+    for extra, expected in cases:
+        err = _one_line_error(finetune, tiny_dir, tmp_path / "runs" / str(len(extra)) / extra[-1].replace("/", "_"), extra, capsys)
+        assert expected in err, (extra, err)
+
+
+def test_the_own_data_split_does_not_depend_on_pythonhashseed(sentences, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = write_table(tmp_path / "d.csv", rows_of(sentences, 10))
+    code = (f"from minibert import labelled_texts as L; train, test, _ = L.load({str(data)!r}, test_fraction=0.3, seed=4); "
+            "print([r.fileid for r in test])")
+    splits = set()
+    for hashseed in ("1", "2", "3"):
+        env = os.environ | {"PYTHONHASHSEED": hashseed, "PYTHONPATH": str(ROOT)}
+        splits.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    assert len(splits) == 1
+
+
+def test_a_truncated_movie_reviews_zip_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    zipped = next(Path(p) / "corpora" / "movie_reviews.zip" for p in os.environ["NLTK_DATA"].split(os.pathsep)
+                  if (Path(p) / "corpora" / "movie_reviews.zip").is_file())
+    cut = tmp_path / "nltk_data" / "corpora" / "movie_reviews.zip"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(zipped.read_bytes()[: zipped.stat().st_size // 2])  # a download cut short
+    env = os.environ | {"NLTK_DATA": str(tmp_path / "nltk_data"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "finetune.py"), "--output-dir", str(tmp_path / "run"),
+                           "--device", "cpu"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: the movie_reviews corpus ({cut}) is damaged (File is not a zip file); delete it and run "
+        "`python -m nltk.downloader movie_reviews` again"], done.stderr[-2000:]

@@ -280,3 +280,74 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16_units(clf_dir
     assert code == 0 and len(lines) == 1
     assert err.strip() == ("precision: bf16 (auto: this CPU has native bf16 units, weights cast to bf16 once)" if native else
                            "precision: fp32 (auto: this CPU has no native bf16 units (bf16 would be emulated, and slower))")
+
+
+# ---- Issue 17: users' inputs, read as written ---------------------------------------------------------------
+
+
+def test_predict_honours_a_recorded_stride_that_is_not_the_default(review_texts, clf_dir, vocab_path, tmp_path, predict, capsys):
+    strided = save_classifier(tmp_path, vocab_path, settings=CHUNKS_32 | {"stride": 3})  # the default would be 32 // 4 = 8
+    model, tok = minibert.BertForSequenceClassification.from_pretrained(strided), minibert.BertTokenizer(vocab_path)
+    texts = review_texts[20:23]
+    stride3, stride8 = ([r["probabilities"]["pos"] for r in classify(model, tok, texts, truncation="chunks", max_length=32,
+                                                                      stride=s, device="cpu")] for s in (3, 8))
+    assert stride3 != pytest.approx(stride8, abs=1e-4)
+    code, lines, _ = run_predict(predict, ["--model", str(strided), "--device", "cpu", "--format", "jsonl", *texts], capsys)
+    assert code == 0 and [json.loads(line)["probabilities"]["pos"] for line in lines] == pytest.approx(stride3, abs=1e-6)
+
+
+def test_lines_end_only_at_newlines_so_form_feeds_and_unicode_separators_stay_inside_a_text(clf_dir, tmp_path, predict, capsys):
+    lines = tmp_path / "three.txt"
+    lines.write_text("a fine film \f with a twist .\r\na dull film \x85 of two hours .\nit was a film \u2028 at most .\n", newline="")
+    args = ["--model", str(clf_dir), "--device", "cpu", "--format", "jsonl"]
+    code, out, _ = run_predict(predict, [*args, "--lines", str(lines)], capsys)
+    assert code == 0 and [json.loads(line)["source"] for line in out] == [f"{lines}:{n}" for n in (1, 2, 3)]
+    texts = ["a fine film \f with a twist .", "a dull film \x85 of two hours .", "it was a film \u2028 at most ."]
+    code, direct, _ = run_predict(predict, [*args, *texts], capsys)
+    assert [json.loads(line)["probabilities"] for line in out] == [json.loads(line)["probabilities"] for line in direct]
+
+
+def test_finite_weights_whose_logits_overflow_are_refused_not_printed_as_nan(vocab_path, tmp_path, predict, capsys):
+    from safetensors.torch import load_file, save_file
+
+    huge = save_classifier(tmp_path, vocab_path, settings=CHUNKS_32)
+    weights = load_file(huge / "model.safetensors")
+    # every pooled feature tanh(5) ~ 1, so the logits are 32 x 3e38 = inf and -inf (not NaN: no inf - inf inside)
+    weights["bert.pooler.dense.weight"] = torch.zeros_like(weights["bert.pooler.dense.weight"])
+    weights["bert.pooler.dense.bias"] = torch.full_like(weights["bert.pooler.dense.bias"], 5.0)
+    weights["classifier.weight"] = torch.full_like(weights["classifier.weight"], 3e38)  # finite, but their sum overflows
+    weights["classifier.weight"][1] *= -1
+    save_file(weights, huge / "model.safetensors")
+    model, tok, _ = minibert.predict.load_fine_tuned(huge)  # every weight is finite: loading accepts it
+    with pytest.raises(ValueError, match="not finite"):
+        classify(model, tok, ["a fine film ."], device="cpu")
+    for fmt in ("text", "jsonl"):
+        code, lines, err = run_predict(predict, ["--model", str(huge), "--device", "cpu", "--format", fmt, "a fine film ."], capsys)
+        assert code == 2 and lines == [] and len(err.strip().splitlines()) == 1, err
+        assert "outputs for text 1 are not finite" in err
+
+
+def test_input_paths_and_options_that_cannot_work_are_one_line_naming_the_flag(clf_dir, vocab_path, tmp_path, predict, capsys):
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    (tmp_path / "folder").mkdir()
+    untrained = save_classifier(tmp_path / "untrained", vocab_path, settings=CHUNKS_32 | {"steps": 0})
+    trained = save_classifier(tmp_path / "trained", vocab_path, settings=CHUNKS_32 | {"steps": 1})
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a fine film .\n")
+    m = ["--model", str(clf_dir), "--device", "cpu"]
+    cases = [
+        ([*m, "--files", str(tmp_path / "missing.txt")], f"--files {tmp_path / 'missing.txt'}: no such file"),
+        ([*m, "--files", str(loop)], f"--files {loop}: cannot be read (too many levels of symbolic links)"),
+        ([*m, "--files", str(tmp_path / "folder")], "is a folder"),
+        ([*m, "--lines", str(tmp_path / "missing.txt")], f"--lines {tmp_path / 'missing.txt'}: no such file"),
+        ([*m, "--lines", str(lines), "--pair", "a second text ."], "--pair goes with texts on the command line, not with --lines"),
+        ([*m, "--max-length", "256", "a fine film ."], f"--max-length 256 is longer than the 128 positions of --model {clf_dir}"),
+        (["--model", str(untrained), "--device", "cpu", "a fine film ."], "saved before any training step"),
+    ]
+    for argv, expected in cases:
+        code, out, err = run_predict(predict, argv, capsys)
+        assert code == 2 and out == [], (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Errno" not in err and expected in err, (argv, err)
+    code, out, _ = run_predict(predict, ["--model", str(trained), "--device", "cpu", "a fine film ."], capsys)
+    assert code == 0 and len(out) == 1

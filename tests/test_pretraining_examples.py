@@ -163,3 +163,24 @@ def test_masking_chooses_15_percent_uniformly_and_corrupts_80_10_10(review_examp
     assert within(n_mask, chosen, 0.8), (n_mask, chosen)
     assert within(n_random, chosen, 0.1), (n_random, chosen)
     assert within(n_same, chosen, 0.1), (n_same, chosen)
+
+
+def test_random_replacements_can_be_every_non_special_id_the_last_one_included():
+    masker = PD.Masker(mask_id=MASK, vocab_size=12, special_ids=SPECIAL | {7})
+    rng = random.Random(0)
+    drawn = {masker.random_token(rng) for _ in range(2000)}  # 6 ids: each missed with probability (5/6)^2000
+    assert drawn == set(range(12)) - SPECIAL - {7}
+
+
+def test_a_corpus_file_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
+    from conftest import load_script
+
+    bad = tmp_path / "corpus.txt"
+    bad.write_bytes("a first sentence .\na second one .\na caf\xe9 scene .\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"--corpus .*corpus\.txt: not UTF-8 text \(byte 0xe9 on line 3\); save it as UTF-8"):
+        PD.load_corpus([str(bad)])
+    (tmp_path / "odd.txt").write_text("one \f sentence .\nanother \u2028 one .\n\na second document .\n")
+    assert PD.load_corpus([str(tmp_path / "odd.txt")]) == [["one \f sentence .", "another \u2028 one ."], ["a second document ."]]
+    code = load_script("pretrain").main(["--corpus", str(bad), "--output-dir", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"--corpus {bad}: not UTF-8 text (byte 0xe9 on line 3)" in err
