@@ -168,6 +168,34 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_runs_lock_is_take
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
 
 
+def test_a_resume_on_other_data_is_refused_in_one_line(finetune_script, tiny_dir, tmp_path, capsys):
+    """The checkpoint records a fingerprint of the examples: after a new class (which would change the
+    classifier's shape) or a changed row, --resume is one line naming --data, not a traceback or a silent mix."""
+    def write_table(rows):
+        table.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+
+    table, out = tmp_path / "texts.csv", tmp_path / "run"
+    rows = [(f"a {word} film number {i}", word) for word in ("good", "bad") for i in range(12)]
+    write_table(rows)
+    common = ["--model", str(tiny_dir), "--output-dir", str(out), "--data", str(table), "--truncation", "head",
+              "--max-length", "32", "--batch-size", "4", "--epochs", "2", "--device", "cpu", "--no-progress", "--no-plots"]
+    assert finetune_script.main([*common, "--stop-after-steps", "1"]) == 130
+    write_table(rows + [(f"a so-so film number {i}", "so-so") for i in range(12)])  # a third class
+    assert finetune_script.main([*common, "--resume"]) == 2
+    err = capsys.readouterr().err
+    (line,) = error_lines(err)
+    assert "Traceback" not in err and "other data" in line and f"--data {table}" in line
+    write_table(rows)
+    assert finetune_script.main([*common, "--resume"]) == 0  # the data it was trained on: it resumes
+    assert json.loads((out / "metrics.json").read_text())["data_fingerprint"] == json.loads((out / "summary.json").read_text())["data_fingerprint"]
+    rows[3] = ("a changed review", "good")
+    write_table(rows)
+    capsys.readouterr()
+    assert finetune_script.main([*common, "--resume"]) == 2  # a finished run on changed rows is not reported as theirs
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "other data" in line and f"--data {table}" in line
+
+
 # ---- Writing: checked before the work, failures keep the last checkpoint ----------------------------
 
 
