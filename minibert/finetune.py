@@ -517,14 +517,14 @@ def run_all(args: FinetuneArgs, reviews: list[Review] | None, out: Path, dist: D
         data = prepare_data(args, tokenizer, reviews, fold)
         for seed in seeds:
             where = out / (f"fold{fold}" if fold else "") / (f"seed{seed}" if len(seeds) > 1 else "")
-            runs.append((args.resume and finished_run(where, args, seed, data)) or train_one(args, data, tokenizer, seed, where, dist))
+            runs.append((args.resume and finished_run(where, args, seed, data.fingerprint)) or train_one(args, data, tokenizer, seed, where, dist))
             runs[-1]["fold"] = fold
             if runs[-1]["status"] != "completed":
                 break
         if runs[-1]["status"] != "completed":
             break
     if args.cv and args.resume:  # the folds of earlier sittings count too
-        runs += earlier_folds(args, tokenizer, reviews, out, seeds, skip=folds)
+        runs += earlier_folds(args, out, seeds, skip=folds)
     summary = summarize(runs, args, N_FOLDS * len(seeds) if args.cv else len(seeds), data)
     summary["wall_seconds"] = time.perf_counter() - started
     if dist.main:
@@ -542,24 +542,22 @@ def run_all(args: FinetuneArgs, reviews: list[Review] | None, out: Path, dist: D
     return summary
 
 
-def earlier_folds(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review], out: Path, seeds: list[int],
-                  skip: list[int]) -> list[dict]:
-    """--cv --resume: the runs of the folds not asked for this time that an earlier sitting completed (checked
-    like any resumed run: the same settings and the same data)."""
+def earlier_folds(args: FinetuneArgs, out: Path, seeds: list[int], skip: list[int]) -> list[dict]:
+    """--cv --resume: the runs of the folds not asked for this time that an earlier sitting completed, with the
+    same settings (--cv reads movie_reviews only: its folds' data is fixed, and not tokenized again here)."""
     found = []
     for fold in range(1, N_FOLDS + 1):
         where = out / f"fold{fold}"
         if fold in skip or not where.is_dir():
             continue
-        data = prepare_data(args, tokenizer, reviews, fold)
         for seed in seeds:
-            done = finished_run(where / (f"seed{seed}" if len(seeds) > 1 else ""), args, seed, data)
+            done = finished_run(where / (f"seed{seed}" if len(seeds) > 1 else ""), args, seed)
             if done:
                 found.append(done | {"fold": fold})
     return found
 
 
-def finished_run(out: Path, args: FinetuneArgs, seed: int, data: Data) -> dict | None:
+def finished_run(out: Path, args: FinetuneArgs, seed: int, fingerprint: str | None = None) -> dict | None:
     """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None.
     Its checkpoint is still checked: readable, the same settings and data, at the end of the last epoch."""
     path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
@@ -567,7 +565,7 @@ def finished_run(out: Path, args: FinetuneArgs, seed: int, data: Data) -> dict |
         return None
     metrics = json.loads(path.read_text())
     state = load_training_state(ckpt_path, mmap=True)  # the weights are not read
-    check_resume(state, args, RESUME_KEYS, ckpt_path, seed, data.fingerprint)
+    check_resume(state, args, RESUME_KEYS, ckpt_path, seed, fingerprint)
     return metrics if metrics.get("status") == "completed" and state["epoch"] == args.epochs else None
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import shlex
 import signal
 import sys
 import tempfile
@@ -236,7 +237,7 @@ def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise TrainingError(f"--output-dir {out} holds an earlier run ({', '.join(shown)}); continue it "
                             f"with --resume, replace it with --overwrite, or choose another --output-dir")
     if overwrite:
-        for rel in earlier:
+        for rel in held.recorded:
             (out / rel).unlink(missing_ok=True)
         # the folders the run made (fold3/, seed1/, model/) go too, unless they hold something else
         for folder in sorted({p for rel in held.recorded for p in Path(rel).parents if p != Path(".")}, key=lambda p: -len(p.parts)):
@@ -271,7 +272,7 @@ def lock_output_dir(out: Path) -> HeldFolder:
     if stale:  # the lock file outlived its process: killed, or out of power
         print(f"--output-dir {out}: taking over the lock of a run that is no longer running ({stale})", file=sys.stderr)
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, command: {' '.join(sys.argv)}".encode(), 0)
+    os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, command: {shlex.join(sys.argv)}".encode(), 0)
     recorded = set((out / MANIFEST).read_text().split("\n")) - {""} if (out / MANIFEST).exists() else set()
     _held[key] = HeldFolder(fd, recorded)
     return _held[key]

@@ -358,7 +358,7 @@ MUTANTS: list[Mutant] = [
       [T_FT, "-k", "cv_10 or folds_are_done"],
       "a --cv job with some folds still to run is marked completed"),
     m("cv-summary-forgets-earlier-folds", "minibert/finetune.py",
-      "runs += earlier_folds(args, tokenizer, reviews, out, seeds, skip=folds)",
+      "runs += earlier_folds(args, out, seeds, skip=folds)",
       "runs += []",
       [T_FT, "-k", "folds_are_done"],
       "--folds 3 --resume summarises fold 3 alone, as if the folds done earlier did not exist"),
