@@ -1,6 +1,7 @@
 """What the training loops (finetune.py, pretrain.py) share, as small named functions that each loop calls
-where a reader sees it: device and precision, distributed setup, seeding, the resumable training checkpoint
-(resume check, save), the optimizer step, the buffered loss log, Ctrl-C handling, and the plots.
+where a reader sees it: device and precision, distributed setup, seeding, the output folder (its lock, and the
+manifest of the files a run wrote), the resumable training checkpoint (resume check, save), the optimizer
+step, the buffered loss log, Ctrl-C handling, and the plots.
 
 There is deliberately no Trainer class and no callbacks: each loop stays written out in its own file."""
 
