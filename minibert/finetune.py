@@ -373,9 +373,10 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
             dist.barrier()
     if status == "completed" and args.average_last and dist.main:
         best = select_average(model, average, tokenizer, data, args, seed, out, device, precision)
-    metrics = {"status": status, "stopped_by": stopped_by, "seed": seed,  # stopped_by: SIGINT, SIGTERM, --stop-after-steps or None
-               "wall_seconds": elapsed_before + time.perf_counter() - started, "steps": step, "history": history,
-               "selected": best} | run_facts(args, data, device, precision)  # selected: the epoch whose model is in out/model
+    metrics = {"status": status, "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
+               "seed": seed, "wall_seconds": elapsed_before + time.perf_counter() - started, "steps": step, "history": history,
+               "selected": best,  # the epoch whose model is in out/model
+               } | run_facts(args, data, device, precision)
     if dist.main:
         write_outputs(args, out, metrics)
     return metrics
