@@ -291,7 +291,7 @@ def record_written(path: Path) -> None:
     """Add `path` to the manifest of the held output folder it lies in, before it is written (a file written
     outside any held folder, by a test that calls train_one directly, is not recorded)."""
     path = path.parent.resolve() / path.name
-    for root, held in _held.items():
+    for root, held in sorted(_held.items(), key=lambda item: -len(item[0].parts)):  # the innermost held folder
         if path.is_relative_to(root):
             rel = path.relative_to(root).as_posix()
             if rel not in held.recorded:
