@@ -57,14 +57,14 @@ def main_for(run, args) -> int:
     * a run stopped by a signal has saved its checkpoint and exits like a shell reports that signal:
       130 for Ctrl-C (SIGINT) or --stop-after-steps, 143 for SIGTERM.
 
-    `run(args)` returns None or a dict with "status" ("completed" or "interrupted") and "stopped_by".
+    `run(args)` returns None or a dict with "status" ("completed", "partial" or "interrupted") and "stopped_by".
     """
     try:
         result = run(args)
     except expected_errors() as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
-    if result is None or result["status"] == "completed":
+    if result is None or result["status"] in ("completed", "partial"):  # partial: the --folds asked for are done
         return 0
     return 128 + signal.SIGTERM if result.get("stopped_by") == "SIGTERM" else 128 + signal.SIGINT
 

@@ -14,6 +14,7 @@ weights as one that never stopped.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -45,7 +46,7 @@ from .config import BertConfig
 from .heads import BertForSequenceClassification
 from .hub import resolve
 from .optim import AdamW, LinearWarmupDecay, param_groups
-from .predict import mean_by_review, predict_logits, save_inference_settings
+from .predict import SETTINGS_FILE, mean_by_review, predict_logits, save_inference_settings
 from .tokenizer import BertTokenizer
 from .training import (
     Dist,
@@ -57,11 +58,13 @@ from .training import (
     check_resume,
     choose_precision,
     load_training_state,
+    model_files,
     optimizer_step,
     pick_device,
     plot_confusion,
     plot_curves,
     prepare_output_dir,
+    release_output_dir,
     resume_from,
     save_checkpoint,
     saving,
@@ -75,8 +78,8 @@ from .training import (
 # Arguments that must be the same for --resume to continue a run (the rest, e.g. the device, may change).
 RESUME_KEYS = ("model", "truncation", "head", "max_length", "stride", "epochs", "batch_size", "lr", "warmup",
                "weight_decay", "max_grad_norm", "layer_decay", "classifier_dropout", "val_size", "limit_train",
-               "group_by_length", "cv", "average_last", "data", "test_data", "test_fraction", "split_seed", "text_column",
-               "pair_column", "label_column")
+               "limit_test", "test", "group_by_length", "cv", "average_last", "data", "test_data", "test_fraction",
+               "split_seed", "text_column", "pair_column", "label_column")
 
 # Named sets of defaults (scripts/finetune.py --preset NAME; options given beside it still apply on top).
 # "cpu": the pretrained MiniLM (6 layers, 384 wide) fine-tuned on a laptop CPU in minutes: 256 tokens a review
@@ -181,6 +184,18 @@ class Data:
     n_val_docs: int = 0
     labels: tuple[str, ...] = LABELS  # label i is labels[i]
     pairs: bool = False  # sentence pairs (segments A and B)
+    fingerprint: str = ""  # sha256 of the examples: a resume on other data is refused
+
+
+def fingerprint(data: Data) -> str:
+    """sha256 of the label names and of every example's token ids, label and split: any changed row, class or
+    split of the data gives another fingerprint."""
+    h = hashlib.sha256(json.dumps(list(data.labels)).encode())
+    for name, examples in (("train", data.train), ("test", data.test), ("val", data.val)):
+        h.update(name.encode())
+        for e in examples:
+            h.update(json.dumps([e.input_ids, e.token_type_ids, e.label, e.doc]).encode())
+    return h.hexdigest()
 
 
 def prepare_data(args: FinetuneArgs, tokenizer: BertTokenizer, reviews: list[Review] | None = None, fold: int | None = None) -> Data:
@@ -211,8 +226,10 @@ def encode_splits(args: FinetuneArgs, tokenizer: BertTokenizer, train: list[Revi
     """Tokenize each review once and cut it with the run's truncation strategy."""
     stride = args.max_length // 4 if args.stride is None else args.stride
     enc = dict(tokenizer=tokenizer, strategy=args.truncation, max_length=args.max_length, head=args.head, stride=stride)
-    return Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val),
+    data = Data(encode_reviews(train, **enc), encode_reviews(test, **enc), encode_reviews(val, **enc), len(test), len(val),
                 labels, pairs)
+    data.fingerprint = fingerprint(data)
+    return data
 
 
 def prepare_own_data(args: FinetuneArgs, tokenizer: BertTokenizer) -> Data:
@@ -299,23 +316,22 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     """One fine-tuning run with one seed. Returns its metrics (also written to out/metrics.json)."""
     dist = dist or Dist()
     device = pick_device(args.device, training=False, local_rank=dist.local_rank if dist.world > 1 else None)
-    precision = choose_precision(device, args.precision)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
     seed_everything(seed)
     model = load_classifier(args, device, data.labels)
+    precision = choose_precision(device, args.precision, say=dist.main)  # said once the model loaded: a bad one is the only line
     if dist.main:
         warn_cpu_training(device, model)
-    optimizer = AdamW(param_groups(model, args.weight_decay, args.layer_decay), lr=args.lr, compile=args.compile)
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total = steps_per_epoch * args.epochs
-    schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total), total_steps=total)
+    optimizer, schedule = make_optimizer(model, args, total)
     history = {"step": [], "loss": [], "lr": [], "epochs": []}
     start_epoch, start_batch, best, elapsed_before, average = 0, 0, None, 0.0, WeightAverage()
     if args.resume and ckpt_path.exists():
-        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed)
+        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule, seed=seed, fingerprint=data.fingerprint)
         history, best, elapsed_before = state["history"], state["best"], state["elapsed"]
         average.load_state_dict(state.get("average"))
         start_epoch, start_batch = state["epoch"], state["batch"]
@@ -327,7 +343,8 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
     def save(epoch: int, batch: int) -> None:
         if dist.main:  # every rank holds the same weights; one writes them
             save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
-                            epoch=epoch, batch=batch, history=history, best=best, seed=seed, average=average.state_dict())
+                            epoch=epoch, batch=batch, history=history, best=best, seed=seed, average=average.state_dict(),
+                            fingerprint=data.fingerprint)
 
     forward = wrap_model(model, args, dist, device)
     log = LossLog(history, ("loss",), args.log_every, ckpt_path)
@@ -378,23 +395,25 @@ def train_one(args: FinetuneArgs, data: Data, tokenizer: BertTokenizer, seed: in
             dist.barrier()
     if status == "completed" and args.average_last and dist.main:
         best = select_average(model, average, tokenizer, data, args, seed, out, device, precision)
-
-    metrics = {
-        "status": status,
-        "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
-        "seed": seed,
-        "args": dataclasses.asdict(args),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": precision,
-        "wall_seconds": elapsed_before + time.perf_counter() - started,
-        "steps": step,
-        "history": history,
-        "selected": best,  # the epoch whose model is in out/model
-        "labels": list(data.labels),
-    }
+    metrics = {"status": status, "stopped_by": stopped_by,  # SIGINT, SIGTERM, --stop-after-steps or None
+               "seed": seed, "wall_seconds": elapsed_before + time.perf_counter() - started, "steps": step, "history": history,
+               "selected": best,  # the epoch whose model is in out/model
+               } | run_facts(args, data, device, precision)
     if dist.main:
         write_outputs(args, out, metrics)
     return metrics
+
+
+def make_optimizer(model, args: FinetuneArgs, total_steps: int) -> tuple[AdamW, LinearWarmupDecay]:
+    """AdamW over the decay groups (with layer-wise lr decay) and the warmup-then-linear-decay schedule."""
+    optimizer = AdamW(param_groups(model, args.weight_decay, args.layer_decay), lr=args.lr, compile=args.compile)
+    return optimizer, LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * total_steps), total_steps=total_steps)
+
+
+def run_facts(args: FinetuneArgs, data: Data, device: torch.device, precision: str) -> dict:
+    """What metrics.json records about how a run was made: its arguments, its data, where it ran."""
+    return {"args": dataclasses.asdict(args), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "precision": precision, "labels": list(data.labels), "data_fingerprint": data.fingerprint}
 
 
 def load_classifier(args: FinetuneArgs, device: torch.device, labels: tuple[str, ...] = LABELS) -> BertForSequenceClassification:
@@ -461,7 +480,7 @@ def evaluate_splits(model, tokenizer, data: Data, args: FinetuneArgs, device, pr
 def save_model(model, tokenizer, data: Data, args: FinetuneArgs, out: Path, steps: int) -> None:
     """out/model: the HF-layout model and tokenizer, plus how it was fine-tuned (for predict.py), after `steps`
     optimizer steps."""
-    with saving(out / "model"):
+    with saving(*model_files(out / "model"), out / "model" / SETTINGS_FILE):
         model.save_pretrained(out / "model", tokenizer=tokenizer)
         save_inference_settings(out / "model", args, data.labels, data.pairs, steps)
 
@@ -473,25 +492,44 @@ def write_outputs(args: FinetuneArgs, out: Path, metrics: dict) -> None:
     if args.plots and history["step"]:
         with saving(out / "curves.png"):
             plot_curves(history, out / "curves.png", title=f"seed {metrics['seed']}")
-            if best and "confusion" in best:
-                plot_confusion(best["confusion"], metrics["labels"], out / "confusion.png", title=f"test, epoch {best['epoch']}")
-
-
-# What a fine-tuning run writes in its output folder: --overwrite deletes these, and only these.
-RUN_FILES = ("checkpoint.pt", "metrics.json", "summary.json", "model", "curves.png", "confusion.png", "seed[0-9]*", "fold[0-9]*")
+    if args.plots and history["step"] and best and "confusion" in best:
+        with saving(out / "confusion.png"):
+            plot_confusion(best["confusion"], metrics["labels"], out / "confusion.png", title=f"test, epoch {best['epoch']}")
 
 
 def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
     """Fine-tune once per seed (and per fold with --cv 10); write output_dir/summary.json with the mean and
     std of the test accuracy over seeds (over folds with --cv). With --resume, runs that completed are
-    skipped and an interrupted one continues, so a 10-fold job can be finished in several sittings."""
+    skipped and an interrupted one continues, so a 10-fold job can be finished in several sittings.
+    The output folder is locked for the whole run: a second run into it is refused."""
     args.validate()
+    check_repeats(args)
     device_type = "cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda") else "cpu"
     dist = Dist.from_env(device_type)
     out = Path(args.output_dir)
     if dist.main:  # before the corpus and the model: a folder that cannot be written is found at once
-        prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
+        prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite)
     dist.barrier()
+    try:
+        summary = run_all(args, reviews, out, dist)
+    finally:
+        if dist.main:
+            release_output_dir(out)
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def check_repeats(args: FinetuneArgs) -> None:
+    """A seed or fold given twice would be counted twice in the mean and std."""
+    for flag, values in (("--seeds", args.seeds), ("--folds", args.folds)):
+        if values and len(set(values)) < len(values):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            raise ValueError(f"{flag} names {', '.join(map(str, twice))} more than once; give each once")
+
+
+def run_all(args: FinetuneArgs, reviews: list[Review] | None, out: Path, dist: Dist) -> dict:
+    """Every (fold, seed) run of the job in turn, then the summary (run() holds the output folder meanwhile)."""
     started = time.perf_counter()
     if reviews is None and not args.data:
         reviews = load_movie_reviews()
@@ -504,13 +542,15 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
         data = prepare_data(args, tokenizer, reviews, fold)
         for seed in seeds:
             where = out / (f"fold{fold}" if fold else "") / (f"seed{seed}" if len(seeds) > 1 else "")
-            runs.append((args.resume and finished_run(where, args, seed)) or train_one(args, data, tokenizer, seed, where, dist))
+            runs.append((args.resume and finished_run(where, args, seed, data.fingerprint)) or train_one(args, data, tokenizer, seed, where, dist))
             runs[-1]["fold"] = fold
             if runs[-1]["status"] != "completed":
                 break
         if runs[-1]["status"] != "completed":
             break
-    summary = summarize(runs, args, len(folds) * len(seeds), data)
+    if args.cv and args.resume:  # the folds of earlier sittings count too
+        runs += earlier_folds(args, out, seeds, skip=folds)
+    summary = summarize(runs, args, N_FOLDS * len(seeds) if args.cv else len(seeds), data)
     summary["wall_seconds"] = time.perf_counter() - started
     if dist.main:
         write_json(out / "summary.json", summary)
@@ -520,9 +560,10 @@ def run(args: FinetuneArgs, reviews: list[Review] | None = None) -> dict:
                   f"({', '.join(f'{100 * a:.2f}' for a in summary['accuracy'])}), wall {summary['wall_seconds']:.0f} s")
         if summary["val_accuracy"]:
             print(f"val accuracy (held-out training reviews): {100 * statistics.mean(summary['val_accuracy']):.2f}")
-        print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
+        if summary.get("folds_missing"):
+            print(f"folds done: {' '.join(map(str, summary['folds']))}; still to run: "
+                  f"{' '.join(map(str, summary['folds_missing']))} (--folds ... --resume)")
+        print(f"outputs in {out}/: {', '.join(written(out))}")
     return summary
 
 
@@ -537,21 +578,38 @@ def check_max_length(args: FinetuneArgs) -> None:
                          f"of --model {args.model}; give --max-length {config.max_position_embeddings} or less")
 
 
-def finished_run(out: Path, args: FinetuneArgs, seed: int) -> dict | None:
+def earlier_folds(args: FinetuneArgs, out: Path, seeds: list[int], skip: list[int]) -> list[dict]:
+    """--cv --resume: the runs of the folds not asked for this time that an earlier sitting completed, with the
+    same settings (--cv reads movie_reviews only: its folds' data is fixed, and not tokenized again here)."""
+    found = []
+    for fold in range(1, N_FOLDS + 1):
+        where = out / f"fold{fold}"
+        if fold in skip or not where.is_dir():
+            continue
+        for seed in seeds:
+            done = finished_run(where / (f"seed{seed}" if len(seeds) > 1 else ""), args, seed)
+            if done:
+                found.append(done | {"fold": fold})
+    return found
+
+
+def finished_run(out: Path, args: FinetuneArgs, seed: int, fingerprint: str | None = None) -> dict | None:
     """The metrics of a run that already completed in `out` with these settings (--resume skips it), or None.
-    Its checkpoint is still checked: readable, the same settings, at the end of the last epoch."""
+    Its checkpoint is still checked: readable, the same settings and data, at the end of the last epoch."""
     path, ckpt_path = out / "metrics.json", out / "checkpoint.pt"
     if not (path.is_file() and ckpt_path.is_file()):
         return None
     metrics = json.loads(path.read_text())
     state = load_training_state(ckpt_path, mmap=True)  # the weights are not read
-    check_resume(state, args, RESUME_KEYS, ckpt_path, seed)
+    check_resume(state, args, RESUME_KEYS, ckpt_path, seed, fingerprint)
     return metrics if metrics.get("status") == "completed" and state["epoch"] == args.epochs else None
 
 
 def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -> dict:
     """Mean +- std of the selected epochs' test accuracy: over seeds, or with --cv over folds (each fold's
-    accuracy being the mean over its seeds). Only rank 0 evaluates, so other ranks summarize nothing."""
+    accuracy being the mean over its seeds). Only rank 0 evaluates, so other ranks summarize nothing.
+    "completed" means every run of the job is done: with --cv, all ten folds; "partial": what was asked for
+    (--folds) is done, other folds are still to run."""
     done = [r for r in runs if r["status"] == "completed" and r["selected"]]
     per_seed = [r["selected"].get("accuracy") for r in done if "accuracy" in r["selected"]]
     if args.cv:
@@ -559,12 +617,15 @@ def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -
         acc = [statistics.mean(r["selected"]["accuracy"] for r in done if r["fold"] == f) for f in folds] if per_seed else []
     else:
         folds, acc = [], per_seed
-    completed = sum(r["status"] == "completed" for r in runs) == expected
+    finished = sum(r["status"] == "completed" for r in runs)
+    interrupted = any(r["status"] != "completed" for r in runs)
+    status = "completed" if finished == expected else "interrupted" if interrupted else "partial"
     return {
-        "status": "completed" if completed else "interrupted",
-        "stopped_by": None if completed else runs[-1]["stopped_by"],
+        "status": status,
+        "stopped_by": next((r["stopped_by"] for r in runs if r["status"] != "completed"), None),
         "seeds": sorted({r["seed"] for r in done}),
         "folds": folds,
+        **({"folds_missing": [f for f in range(1, N_FOLDS + 1) if f not in folds]} if args.cv else {}),
         "accuracy": acc,  # per seed, or per fold with --cv
         "accuracy_mean": statistics.mean(acc) if acc else None,
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
@@ -574,5 +635,6 @@ def summarize(runs: list[dict], args: FinetuneArgs, expected: int, data: Data) -
         "val_accuracy": [r["selected"]["val"]["accuracy"] for r in done if "val" in r["selected"]],
         "train_examples": len(data.train),
         "test_reviews": data.n_test_docs,
+        "data_fingerprint": data.fingerprint if not args.cv else None,  # with --cv, each fold's metrics.json has its own
         "args": dataclasses.asdict(args),
     }

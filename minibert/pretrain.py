@@ -48,7 +48,9 @@ from .training import (
     optimizer_step,
     pick_device,
     plot_curves,
+    model_files,
     prepare_output_dir,
+    release_output_dir,
     resume_from,
     save_checkpoint,
     saving,
@@ -94,9 +96,6 @@ RESUME_KEYS = ("model", "from_scratch", "hidden_size", "layers", "heads", "inter
                "exclude_test_reviews", "limit_documents", "max_length", "steps", "batch_size", "lr", "warmup",
                "weight_decay", "max_grad_norm", "mlm_prob", "max_predictions", "short_seq_prob", "whole_word_masking",
                "masking", "seed")
-
-# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
-RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png")
 
 DEFAULT_MODEL = "bert-base-uncased"
 DEFAULT_LR = {"continue": 1e-4, "scratch": 5e-4}
@@ -223,7 +222,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     device = pick_device(args.device, training=False)
     precision = choose_precision(device, args.precision)
     out = Path(args.output_dir)
-    prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite, run_files=RUN_FILES)
+    prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
@@ -303,6 +302,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
         "history": history,
     }
     write_outputs(args, out, model, tokenizer, metrics)
+    release_output_dir(out)
     return metrics
 
 
@@ -317,14 +317,14 @@ def write_outputs(args: PretrainArgs, out: Path, model: BertForPreTraining, toke
     if metrics["status"] == "completed" and args.save_model:
         # HF layout with the MLM and NSP heads and the vocabulary: scripts/finetune.py --model out/model,
         # scripts/fill_mask.py --model out/model and transformers' from_pretrained all read it.
-        with saving(out / "model"):
+        with saving(*model_files(out / "model")):
             model.save_pretrained(out / "model", tokenizer=tokenizer)
     write_json(out / "metrics.json", metrics)
     if args.plots and metrics["history"]["step"]:
         title = f"pre-training {'from scratch' if args.from_scratch else args.model or DEFAULT_MODEL}"
         with saving(out / "curves.png"):
             plot_curves(metrics["history"], out / "curves.png", title, losses={"mlm": "masked LM loss", "nsp": "next sentence loss"})
-    print(f"outputs in {out}/: {', '.join(written(out, RUN_FILES))}")
+    print(f"outputs in {out}/: {', '.join(written(out))}")
 
 
 def _window_mean(history: dict, window: slice) -> dict | None:

@@ -1,6 +1,7 @@
 """What the training loops (finetune.py, pretrain.py) share, as small named functions that each loop calls
-where a reader sees it: device and precision, distributed setup, seeding, the resumable training checkpoint
-(resume check, save), the optimizer step, the buffered loss log, Ctrl-C handling, and the plots.
+where a reader sees it: device and precision, distributed setup, seeding, the output folder (its lock, and the
+manifest of the files a run wrote), the resumable training checkpoint (resume check, save), the optimizer
+step, the buffered loss log, Ctrl-C handling, and the plots.
 
 There is deliberately no Trainer class and no callbacks: each loop stays written out in its own file."""
 
@@ -12,7 +13,7 @@ import io
 import json
 import os
 import random
-import shutil
+import shlex
 import signal
 import sys
 import tempfile
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import CONFIG, WEIGHTS
 from .hub import atomic_write
 from .optim import AdamW, LinearWarmupDecay, clip_grad_norm
+from .tokenizer import CONFIG_NAME, VOCAB_NAME
 
 
 class TrainingError(RuntimeError):
@@ -213,52 +216,134 @@ def _as_tuple(x):
 
 
 # ---- The output folder ----------------------------------------------------------------------------------
+#
+# An output folder belongs to one run at a time, and a run deletes only what it recorded writing:
+#   .minibert-lock   who holds the folder now (pid, start time, command); an OS lock (flock) on it ends with
+#                    the process, so a lock left by a killed run is recognised as stale and taken over
+#   .minibert-files  every file a run of this folder wrote, one path per line, recorded *before* it is written:
+#                    --overwrite deletes these and nothing else (a user's notes, or model/mine.bin, stay)
 
-# Files of minibert's own making: the temporary file of an atomic write of `name` is ".{name}.<random>.tmp".
-OUTPUT_NAMES = ("checkpoint.pt", "metrics.json", "summary.json", "curves.png", "confusion.png",
-                "model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json")
+LOCK, MANIFEST = ".minibert-lock", ".minibert-files"
+# A folder written before the manifest existed still counts as an earlier run when it holds one of these.
+UNRECORDED_RUN_FILES = ("checkpoint.pt", "metrics.json", "summary.json")
 
 
-def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, run_files: tuple[str, ...]) -> None:
-    """Before any model or corpus is loaded: make the folder, prove it writable, delete the temporary files
-    a killed run left behind, and refuse to mix a new run into an earlier one.
+@dataclass
+class HeldFolder:
+    fd: int  # the open lock file; closing it releases the OS lock
+    recorded: set[str]  # the manifest's paths, relative to the folder
 
-    run_files: the names (glob patterns) a run writes in `out`; --overwrite deletes exactly those, nothing
-    else the folder holds.
-    """
+
+_held: dict[Path, HeldFolder] = {}  # the output folders this process holds, as it holds their lock files
+
+
+def prepare_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Before any model or corpus is loaded: make the folder, prove it writable, take its lock, delete the
+    temporary files a killed run left behind, and refuse to mix a new run into an earlier one. With --overwrite,
+    delete exactly the files the earlier run recorded writing. release_output_dir(out) gives the folder back."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".minibert-write-test."):
             pass
     except OSError as e:
         raise TrainingError(f"cannot write to --output-dir {out}: {e.strerror or e}; choose a folder you can write to") from e
-    for prefix in ("", "*/", "*/*/"):  # out, out/model, out/seed0/model, ...
-        for name in OUTPUT_NAMES:
-            for stale in out.glob(f"{prefix}.{name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-    earlier = sorted({p for pattern in run_files for p in out.glob(pattern)})
+    held = lock_output_dir(out)
+    for rel in held.recorded:  # the temporary file of an atomic write of `name` is ".{name}.<random>.tmp"
+        for stale in (out / rel).parent.glob(f".{Path(rel).name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    earlier = sorted({rel for rel in held.recorded if (out / rel).exists()} | {n for n in UNRECORDED_RUN_FILES if (out / n).exists()})
     if earlier and not (resume or overwrite):
-        raise TrainingError(f"--output-dir {out} holds an earlier run ({', '.join(p.name for p in earlier)}); continue it "
+        release_output_dir(out)
+        shown = sorted({Path(rel).parts[0] + ("/" if len(Path(rel).parts) > 1 else "") for rel in earlier})
+        raise TrainingError(f"--output-dir {out} holds an earlier run ({', '.join(shown)}); continue it "
                             f"with --resume, replace it with --overwrite, or choose another --output-dir")
     if overwrite:
-        for p in earlier:
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        for rel in held.recorded:
+            (out / rel).unlink(missing_ok=True)
+        # the folders the run made (fold3/, seed1/, model/) go too, unless they hold something else
+        for folder in sorted({p for rel in held.recorded for p in Path(rel).parents if p != Path(".")}, key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                (out / folder).rmdir()
+        held.recorded.clear()
+        (out / MANIFEST).write_text("")
 
 
-def written(out: Path, run_files: tuple[str, ...]) -> list[str]:
-    """What a run left in `out`, for its last line: ["checkpoint.pt", "metrics.json", "model/", ...]."""
-    found = sorted({p for pattern in run_files for p in out.glob(pattern)})
-    return [p.name + "/" if p.is_dir() else p.name for p in found]
+def lock_output_dir(out: Path) -> HeldFolder:
+    """Take the folder's lock, or say which run holds it. Returns what this process now holds."""
+    import fcntl
+
+    key = out.resolve()
+    if key in _held:  # an earlier run of this process into the same folder (a test, a notebook) ended
+        return _held[key]
+    path = out / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip()
+            os.close(fd)
+            raise TrainingError(f"--output-dir {out} is in use by another run ({holder or 'starting up'}); wait for it "
+                                f"to finish, or choose another --output-dir") from None
+        # the lock file could have been removed by its holder between our open and our lock: lock the one that is there
+        if os.path.exists(path) and os.path.samestat(os.fstat(fd), os.stat(path)):
+            break
+        os.close(fd)
+    stale = os.read(fd, 4096).decode(errors="replace").strip()
+    if stale:  # the lock file outlived its process: killed, or out of power
+        print(f"--output-dir {out}: taking over the lock of a run that is no longer running ({stale})", file=sys.stderr)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, command: {shlex.join(sys.argv)}".encode(), 0)
+    recorded = set((out / MANIFEST).read_text().split("\n")) - {""} if (out / MANIFEST).exists() else set()
+    _held[key] = HeldFolder(fd, recorded)
+    return _held[key]
+
+
+def release_output_dir(out: Path) -> None:
+    """Remove the lock file and release the lock (the manifest stays: a later --overwrite reads it)."""
+    held = _held.pop(out.resolve(), None)
+    if held is not None:
+        (out / LOCK).unlink(missing_ok=True)
+        os.close(held.fd)
+
+
+def record_written(path: Path) -> None:
+    """Add `path` to the manifest of the held output folder it lies in, before it is written (a file written
+    outside any held folder, by a test that calls train_one directly, is not recorded)."""
+    path = path.parent.resolve() / path.name
+    for root, held in sorted(_held.items(), key=lambda item: -len(item[0].parts)):  # the innermost held folder
+        if path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
+            if rel not in held.recorded:
+                held.recorded.add(rel)
+                with open(root / MANIFEST, "a") as f:
+                    f.write(rel + "\n")
+            return
+
+
+def model_files(directory: Path) -> list[Path]:
+    """The files save_pretrained writes in `directory`: the weights, their configuration and the tokenizer's two."""
+    return [directory / name for name in (WEIGHTS, CONFIG, VOCAB_NAME, CONFIG_NAME)]
+
+
+def written(out: Path) -> list[str]:
+    """What the run left in `out`, for its last line: ["checkpoint.pt", "metrics.json", "model/", ...]."""
+    recorded = (out / MANIFEST).read_text().split("\n") if (out / MANIFEST).exists() else []
+    parts = [Path(rel).parts for rel in recorded if rel and (out / rel).exists()]
+    return sorted({p[0] + ("/" if len(p) > 1 else "") for p in parts})
 
 
 @contextlib.contextmanager
-def saving(path: Path):
-    """Turn a failed write (a full disk, a lost permission) into one line. Every file is written atomically,
-    so what was written before, the last checkpoint included, stays intact."""
+def saving(*paths: Path):
+    """Record `paths` as written by the run, then turn a failed write (a full disk, a lost permission) into
+    one line. Every file is written atomically, so what was written before, the last checkpoint included,
+    stays intact."""
+    for path in paths:
+        record_written(path)
     try:
         yield
     except OSError as e:
-        raise TrainingError(f"could not write {path}: {e.strerror or e}; the files written before it, the last checkpoint "
+        raise TrainingError(f"could not write {paths[0]}: {e.strerror or e}; the files written before it, the last checkpoint "
                             f"included, are intact. Free some space or fix the permissions, then continue with --resume") from e
 
 
@@ -299,23 +384,28 @@ def load_training_state(path: Path, mmap: bool = False) -> dict:
         ) from e
 
 
-def check_resume(state: dict, args, keys: tuple[str, ...], path: Path, seed: int | None = None) -> None:
-    """Refuse to continue a checkpoint written with other settings in `keys` (or another seed): the result
-    would be neither the old run nor the new one."""
+def check_resume(state: dict, args, keys: tuple[str, ...], path: Path, seed: int | None = None,
+                 fingerprint: str | None = None) -> None:
+    """Refuse to continue a checkpoint written with other settings in `keys` (or another seed), or on other
+    data (another `fingerprint` of its examples): the result would be neither the old run nor the new one."""
     changed = [k for k in keys if state["args"].get(k) != getattr(args, k)]
     if seed is not None and state.get("seed") != seed:
         changed.append("seed")
     if changed:
         raise TrainingError(f"--resume: {path} was written with different settings ({', '.join(changed)}); "
                             f"use the same arguments or another --output-dir")
+    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+        source = f"--data {args.data}" if getattr(args, "data", None) else "the corpus"
+        raise TrainingError(f"--resume: {path} was trained on other data ({source} has changed since: other rows, texts or "
+                            f"classes); resume on the data it was trained on, or start anew with --overwrite")
 
 
 def resume_from(path: Path, args, keys: tuple[str, ...], model, optimizer: AdamW, schedule: LinearWarmupDecay,
-                seed: int | None = None) -> dict:
+                seed: int | None = None, fingerprint: str | None = None) -> dict:
     """Load a training checkpoint into the model, optimizer, schedule and random generators; return the
     whole saved state (the loop reads its own position from it)."""
     state = load_training_state(path)
-    check_resume(state, args, keys, path, seed)
+    check_resume(state, args, keys, path, seed, fingerprint)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

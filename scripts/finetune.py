@@ -9,7 +9,7 @@
     torchrun --nproc_per_node=2 scripts/finetune.py ...          # DistributedDataParallel
 
 A folder that holds an earlier run is never overwritten silently: continue it with --resume, or replace it
-with --overwrite. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 after
+with --overwrite (which deletes only the files that run wrote). A folder another run is writing into is refused. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits (130 after
 Ctrl-C, 143 after SIGTERM); the same command plus --resume continues exactly. Errors in the input are one
 line on stderr and exit code 2.
 """
@@ -51,7 +51,7 @@ HELP = {
     "precision": "auto (bf16 autocast on a GPU or a CPU with native bf16 units, else fp32; the run says which), bf16 or fp32",
     "compile": "torch.compile the model and the AdamW update (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
-    "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",
+    "overwrite": "replace the earlier run in output-dir (deletes only the files it recorded writing, listed in output-dir/.minibert-files)",
     "stop_after_steps": "stop like Ctrl-C after this many optimizer steps (save a checkpoint; continue with --resume)",
     "limit_train": "use only this many training reviews, half per class (quick checks)",
     "limit_test": "use only this many test reviews, half per class (quick checks)",

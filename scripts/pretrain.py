@@ -49,7 +49,7 @@ HELP = {
     "precision": "auto (bf16 autocast on a GPU or a CPU with native bf16 units, else fp32; the run says which), bf16 or fp32",
     "compile": "torch.compile the training step (faster steps after a one-time compilation)",
     "resume": "continue the run saved in output-dir/checkpoint.pt (after Ctrl-C or a crash)",
-    "overwrite": "replace the earlier run in output-dir (deletes only its checkpoint, metrics, model/ and plots)",
+    "overwrite": "replace the earlier run in output-dir (deletes only the files it recorded writing, listed in output-dir/.minibert-files)",
     "save_every": "steps between training checkpoints (0: only at the end and on Ctrl-C)",
     "log_every": "steps between progress-bar updates",
     "plots": "write curves.png (MLM and NSP loss per step)",

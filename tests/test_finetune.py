@@ -309,6 +309,21 @@ def test_ctrl_c_sets_the_stop_flag_instead_of_killing():
         signal.signal(signal.SIGINT, outer)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_aborts_at_once(signum):
+    """The first Ctrl-C or SIGTERM asks for a clean stop; a second one, from a user who will not wait for the
+    step to finish, raises at once."""
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopFlag() as stop:
+            os.kill(os.getpid(), signum)
+            assert stop.set and stop.reason == signal.Signals(signum).name
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signum)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+
+
 def test_two_gloo_processes_reproduce_the_single_process_loss_trajectory(tiny_dir_no_dropout, tmp_path):
     # dropout off, a global batch of 8 split 4 + 4: DDP averages gradients, so the steps are the same
     common = ["--model", str(tiny_dir_no_dropout), "--truncation", "head", "--max-length", "64", "--batch-size", "8",
@@ -385,7 +400,7 @@ def test_cv_10_tests_each_fold_once_and_resumes_fold_by_fold(tiny_dir, reviews, 
     skipped (their files untouched), and the summary is the mean +- std over the ten folds."""
     settings = dict(cv=10, epochs=1, limit_train=4, limit_test=4, save_model=False)
     first = run(quick(tiny_dir, tmp_path, folds=[1, 2], **settings), reviews)
-    assert first["status"] == "completed" and first["folds"] == [1, 2] and len(first["accuracy"]) == 2
+    assert first["status"] == "partial" and first["folds"] == [1, 2] and len(first["accuracy"]) == 2
     kept = {k: (tmp_path / f"fold{k}" / "metrics.json").read_bytes() for k in (1, 2)}
     summary = run(quick(tiny_dir, tmp_path, resume=True, **settings), reviews)
     assert summary["status"] == "completed" and summary["folds"] == list(range(1, 11))
@@ -397,6 +412,26 @@ def test_cv_10_tests_each_fold_once_and_resumes_fold_by_fold(tiny_dir, reviews, 
     assert json.loads((tmp_path / "summary.json").read_text())["folds"] == list(range(1, 11))
     with pytest.raises(ValueError, match="--cv must be 10"):
         run(quick(tiny_dir, tmp_path / "x", cv=5), reviews)
+
+
+def test_a_resumed_cv_job_says_which_folds_are_done_and_which_are_missing(tiny_dir, reviews, tmp_path):
+    """--folds 3 --resume after --folds 1: the summary holds folds 1 and 3, names the eight still to run, and is
+    not "completed" (that takes all ten)."""
+    settings = dict(cv=10, epochs=1, limit_train=4, limit_test=4, save_model=False)
+    run(quick(tiny_dir, tmp_path, folds=[1], **settings), reviews)
+    summary = run(quick(tiny_dir, tmp_path, folds=[3], resume=True, **settings), reviews)
+    assert summary["status"] == "partial" and summary["stopped_by"] is None
+    assert summary["folds"] == [1, 3] and summary["folds_missing"] == [2, 4, 5, 6, 7, 8, 9, 10]
+    per_fold = [json.loads((tmp_path / f"fold{k}" / "metrics.json").read_text())["selected"]["accuracy"] for k in (1, 3)]
+    assert summary["accuracy"] == per_fold
+    assert json.loads((tmp_path / "summary.json").read_text())["folds_missing"] == summary["folds_missing"]
+
+
+def test_resume_refuses_a_changed_test_size(tiny_dir, reviews, tmp_path):
+    """--limit-test changes what is reported, so a resume (or a --cv job finished in sittings) must keep it."""
+    run(quick(tiny_dir, tmp_path, epochs=1, limit_train=8, limit_test=4), reviews)
+    with pytest.raises(TrainingError, match="different settings.*limit_test"):
+        run(quick(tiny_dir, tmp_path, epochs=1, limit_train=8, limit_test=8, resume=True), reviews)
 
 
 def test_layer_decay_scales_each_layers_learning_rate():
@@ -437,3 +472,27 @@ def test_average_last_keeps_the_mean_of_the_last_epochs_weights(tiny_dir, review
     assert not torch.equal(after_2["classifier.weight"], after_3["classifier.weight"])  # two different points
     with pytest.raises(ValueError, match="--average-last must be between 0"):
         run(quick(tiny_dir, tmp_path / "x", epochs=2, average_last=3), reviews)
+
+
+def test_average_last_3_weights_three_epochs_equally(tiny_dir, reviews, tmp_path):
+    """--average-last 3 of 3 epochs: model/ is (w1 + w2 + w3) / 3, each epoch's weights counted once."""
+    run(quick(tiny_dir, tmp_path / "avg", epochs=3, average_last=3), reviews)
+    after = [torch.load(tmp_path / "avg" / "checkpoint.pt", weights_only=True)["model"]]
+    for k in (1, 2):  # the same run, stopped after epoch k
+        run(quick(tiny_dir, tmp_path / f"e{k}", epochs=3, average_last=3, stop_after_steps=k * 3, save_model=False), reviews)
+        after.insert(k - 1, torch.load(tmp_path / f"e{k}" / "checkpoint.pt", weights_only=True)["model"])
+    averaged = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "avg" / "model").state_dict()
+    for name, w in averaged.items():
+        torch.testing.assert_close(w, (after[0][name] + after[1][name] + after[2][name]) / 3, msg=lambda s, name=name: f"{name}: {s}")
+    assert json.loads((tmp_path / "avg" / "metrics.json").read_text())["selected"]["averaged_epochs"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("stop_after", [4, 7])  # inside epoch 2 (nothing averaged yet), inside epoch 3 (epoch 2 averaged)
+def test_resuming_inside_the_averaging_window_gives_the_uninterrupted_model(tiny_dir, reviews, tmp_path, stop_after):
+    run(quick(tiny_dir, tmp_path / "full", epochs=3, average_last=2), reviews)
+    run(quick(tiny_dir, tmp_path / "cut", epochs=3, average_last=2, stop_after_steps=stop_after), reviews)
+    resumed = run(quick(tiny_dir, tmp_path / "cut", epochs=3, average_last=2, resume=True), reviews)
+    assert resumed["status"] == "completed"
+    full = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "full" / "model").state_dict()
+    cut = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "cut" / "model").state_dict()
+    assert all(torch.equal(full[k], cut[k]) for k in full)

@@ -83,6 +83,119 @@ def test_an_earlier_run_is_refused_and_overwrite_replaces_only_its_files(finetun
     assert finetune_script.main(options(tiny_dir, out, "--resume", "--overwrite")) == 2
 
 
+def files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_overwrite_deletes_only_the_files_the_run_recorded_writing(finetune_script, tiny_dir, tmp_path, movie_reviews, capsys):
+    """A user's files whose names look like a run's (fold1_notes.txt, seed2024.csv, model/mine.bin) survive
+    --overwrite, at every depth; the earlier run's files, and the temporary file a killed run left three
+    folders down, are gone."""
+    out = tmp_path / "run"
+    assert finetune_script.main(options(tiny_dir, out, "--cv", "10", "--folds", "1", "--seeds", "0", "1")) == 0
+    recorded = set((out / ".minibert-files").read_text().split("\n")) - {""}
+    assert files_under(out) == recorded | {".minibert-files"}  # every file the run wrote, and nothing else, is listed
+    assert {"summary.json", "fold1/seed0/checkpoint.pt", "fold1/seed1/model/model.safetensors"} <= recorded
+    users = {"fold1_notes.txt": "my notes", "seed2024.csv": "a,b\n", "model/mine.bin": "weights of mine",
+             "fold1/seed0/model/mine.bin": "more of mine", "fold1/seed1/notes.txt": "a note"}
+    for name, text in users.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    (out / "fold1/seed0/model/.model.safetensors.k3v9.tmp").write_bytes(b"half the weights, left by a killed run")
+    capsys.readouterr()
+
+    assert finetune_script.main(options(tiny_dir, out, "--overwrite")) == 0
+    assert capsys.readouterr().out.strip().split("\n")[-1] == f"outputs in {out}/: checkpoint.pt, metrics.json, model/, summary.json"
+    assert {name: (out / name).read_text() for name in users} == users  # every file of the user's is intact
+    assert files_under(out) == set(users) | {".minibert-files", "checkpoint.pt", "metrics.json", "summary.json",
+                                             "model/model.safetensors", "model/config.json", "model/vocab.txt",
+                                             "model/tokenizer_config.json", "model/minibert_finetune.json"}
+    assert not (out / "fold1" / "seed0" / "checkpoint.pt").exists()  # the earlier run's files are gone
+    assert (out / "fold1" / "seed0" / "model").is_dir()  # its folders too, unless they hold something of the user's
+    assert not (out / "fold1" / "seed0" / "model" / "config.json").exists()
+
+    # pre-training keeps the same rule, with its own files
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("the film was good .\nthe plot was thin .\nthe cast was fine ." for _ in range(40)) + "\n")
+    pretrain = load_script("pretrain")
+    common = ["--from-scratch", "--vocab", str(tiny_dir / "vocab.txt"), "--corpus", str(corpus), "--hidden-size", "16",
+              "--layers", "1", "--heads", "2", "--max-length", "16", "--batch-size", "4", "--steps", "1",
+              "--device", "cpu", "--no-progress", "--no-plots", "--output-dir", str(tmp_path / "pre")]
+    assert pretrain.main(common) == 0
+    (tmp_path / "pre" / "model" / "mine.bin").write_text("mine")
+    (tmp_path / "pre" / "model" / ".config.json.a1b2.tmp").write_text("half")
+    assert pretrain.main([*common, "--overwrite", "--no-save-model"]) == 0
+    assert files_under(tmp_path / "pre") == {".minibert-files", "checkpoint.pt", "metrics.json", "model/mine.bin"}
+
+
+def start_run(model: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A fine-tuning run long enough to be caught in the middle (32,000 steps), returned once it is training."""
+    proc = subprocess.Popen([sys.executable, "scripts/finetune.py",
+                             *options(model, out, "--limit-train", "1600", "--batch-size", "1", "--epochs", "20", *extra)],
+                            cwd=ROOT, env=script_env(), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "Ctrl-C or SIGTERM saves a checkpoint" in line:
+            return proc
+    raise AssertionError(f"the run never started: {proc.communicate()}")
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_runs_lock_is_taken_over(tiny_dir, tmp_path, movie_reviews):
+    out = tmp_path / "run"
+    first = start_run(tiny_dir, out)
+    try:
+        for script, extra in (("finetune", ["--overwrite"]), ("finetune", ["--resume"]), ("pretrain", ["--steps", "1", "--overwrite"])):
+            argv = options(tiny_dir, out, *extra) if script == "finetune" else [
+                "--model", str(tiny_dir), "--output-dir", str(out), "--device", "cpu", "--no-progress", *extra]
+            assert first.poll() is None  # still training
+            second = subprocess.run([sys.executable, f"scripts/{script}.py", *argv], cwd=ROOT, env=script_env(),
+                                    capture_output=True, text=True, timeout=600)
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert second.stderr.strip().split("\n") == error_lines(second.stderr)  # one line, no traceback
+            (line,) = error_lines(second.stderr)
+            assert f"--output-dir {out} is in use by another run" in line
+            assert f"pid {first.pid}, started " in line and "scripts/finetune.py" in line and "--epochs 20" in line
+        assert first.poll() is None  # the first run goes on, untouched
+    finally:
+        first.kill()  # SIGKILL: no handler runs, the lock file stays behind
+        first.communicate(timeout=600)
+    assert f"pid {first.pid}" in (out / ".minibert-lock").read_text()
+
+    third = subprocess.run([sys.executable, "scripts/finetune.py", *options(tiny_dir, out, "--overwrite")], cwd=ROOT,
+                           env=script_env(), capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"taking over the lock of a run that is no longer running (pid {first.pid}, started" in third.stderr
+    assert not (out / ".minibert-lock").exists()  # given back at the end
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_resume_on_other_data_is_refused_in_one_line(finetune_script, tiny_dir, tmp_path, capsys):
+    """The checkpoint records a fingerprint of the examples: after a new class (which would change the
+    classifier's shape) or a changed row, --resume is one line naming --data, not a traceback or a silent mix."""
+    def write_table(rows):
+        table.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+
+    table, out = tmp_path / "texts.csv", tmp_path / "run"
+    rows = [(f"a {word} film number {i}", word) for word in ("good", "bad") for i in range(12)]
+    write_table(rows)
+    common = ["--model", str(tiny_dir), "--output-dir", str(out), "--data", str(table), "--truncation", "head",
+              "--max-length", "32", "--batch-size", "4", "--epochs", "2", "--device", "cpu", "--no-progress", "--no-plots"]
+    assert finetune_script.main([*common, "--stop-after-steps", "1"]) == 130
+    write_table(rows + [(f"a so-so film number {i}", "so-so") for i in range(12)])  # a third class
+    assert finetune_script.main([*common, "--resume"]) == 2
+    err = capsys.readouterr().err
+    (line,) = error_lines(err)
+    assert "Traceback" not in err and "other data" in line and f"--data {table}" in line
+    write_table(rows)
+    assert finetune_script.main([*common, "--resume"]) == 0  # the data it was trained on: it resumes
+    assert json.loads((out / "metrics.json").read_text())["data_fingerprint"] == json.loads((out / "summary.json").read_text())["data_fingerprint"]
+    rows[3] = ("a changed review", "good")
+    write_table(rows)
+    capsys.readouterr()
+    assert finetune_script.main([*common, "--resume"]) == 2  # a finished run on changed rows is not reported as theirs
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "other data" in line and f"--data {table}" in line
+
+
 # ---- Writing: checked before the work, failures keep the last checkpoint ----------------------------
 
 
@@ -159,6 +272,8 @@ def test_sigterm_finishes_the_step_saves_and_resumes(tiny_dir, tmp_path, movie_r
     (["--weight-decay", "-0.01"], "--weight-decay must be >= 0"),
     (["--device", "tpu"], "--device 'tpu'"),
     (["--val-size", "1600"], "--val-size 1600 leaves no training reviews"),
+    (["--seeds", "0", "1", "0"], "--seeds names 0 more than once"),
+    (["--cv", "10", "--folds", "3", "3"], "--folds names 3 more than once"),
 ])
 def test_bad_arguments_are_one_line_naming_the_flag(finetune_script, tmp_path, capsys, bad, flag):
     # a model that does not exist: the arguments are checked before anything is loaded
