@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CONFIG, WEIGHTS
-from .hub import atomic_write
+from .hub import CONFIG_NAME, VOCAB_NAME, atomic_write
 from .optim import AdamW, LinearWarmupDecay, clip_grad_norm
-from .tokenizer import CONFIG_NAME, VOCAB_NAME
 
 
 class TrainingError(RuntimeError):
