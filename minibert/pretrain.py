@@ -214,6 +214,17 @@ def build_model(args: PretrainArgs) -> tuple[BertForPreTraining, BertTokenizer]:
     return model, tokenizer
 
 
+def start_or_resume(args: PretrainArgs, ckpt_path: Path, model, optimizer: AdamW, schedule: LinearWarmupDecay) -> tuple:
+    """(step, epoch, batch, seconds so far, loss history, report): zeros for a new run, the checkpoint's with --resume."""
+    if args.resume and ckpt_path.exists():
+        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule)
+        tqdm.write(f"resuming {ckpt_path.parent} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})")
+        return state["step"], state["epoch"], state["batch"], state["elapsed"], state["history"], state["report"]
+    if args.resume:
+        tqdm.write(f"--resume: no checkpoint in {ckpt_path.parent} yet, starting from the beginning")
+    return 0, 0, 0, 0.0, {"step": [], "mlm": [], "nsp": [], "lr": []}, {"snapshots": []}
+
+
 def epoch_batches(documents, masker: Masker, tokenizer: BertTokenizer, args: PretrainArgs, epoch: int):
     """The examples of one epoch and their batches. Depends only on (seed, epoch), so a resumed run
     sees exactly what an uninterrupted one would have."""
@@ -257,15 +268,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
 
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.peak_lr)
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * args.steps), total_steps=args.steps)
-    history = {"step": [], "mlm": [], "nsp": [], "lr": []}
-    step, epoch, next_batch, elapsed_before, report = 0, 0, 0, 0.0, {"snapshots": []}
-    if args.resume and ckpt_path.exists():
-        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule)
-        history, elapsed_before, report = state["history"], state["elapsed"], state["report"]
-        step, epoch, next_batch = state["step"], state["epoch"], state["batch"]
-        tqdm.write(f"resuming {out} at step {step} (epoch {epoch + 1}, batch {next_batch})")
-    elif args.resume:
-        tqdm.write(f"--resume: no checkpoint in {out} yet, starting from the beginning")
+    step, epoch, next_batch, elapsed_before, history, report = start_or_resume(args, ckpt_path, model, optimizer, schedule)
 
     def save() -> None:
         save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
@@ -275,7 +278,8 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
         if step == 0 and "fill_mask_before" not in report:
             report["fill_mask_before"] = fill_mask_examples(model, tokenizer)
         if step in (args.snapshot_steps or ()):
-            report["snapshots"].append(snapshot(model, tokenizer, out / "snapshots" / f"step-{step}", step, held_out, device, precision))
+            seconds = elapsed_before + time.perf_counter() - started
+            report["snapshots"].append(snapshot(model, tokenizer, out / "snapshots" / f"step-{step}", step, seconds, held_out, device, precision))
 
     loss_fn = PretrainingLoss(model)
     forward = torch.compile(loss_fn) if args.compile else loss_fn
@@ -404,12 +408,13 @@ def fill_mask_examples(model: BertForPreTraining, tokenizer: BertTokenizer, top_
     return {text: [t for t, _ in fill_mask(model, tokenizer, text, top_k=top_k)[0]] for text in FILL_MASK_PROMPTS}
 
 
-def snapshot(model: BertForPreTraining, tokenizer: BertTokenizer, folder: Path, step: int, held_out: HeldOut | None,
-             device, precision: str) -> dict:
-    """Save the model as it is after `step` steps (HF layout, heads and vocabulary), and score it on the held-out text."""
+def snapshot(model: BertForPreTraining, tokenizer: BertTokenizer, folder: Path, step: int, seconds: float,
+             held_out: HeldOut | None, device, precision: str) -> dict:
+    """Save the model as it is after `step` steps and `seconds` of the run (HF layout, heads and vocabulary), and
+    score it on the held-out text."""
     with saving(folder):
         model.save_pretrained(folder, tokenizer=tokenizer)
-    return {"step": step, "model": str(folder)} | ({"held_out": held_out.score(model, device, precision)} if held_out else {})
+    return {"step": step, "seconds": seconds, "model": str(folder)} | ({"held_out": held_out.score(model, device, precision)} if held_out else {})
 
 
 def final_report(model, tokenizer, docs, held_out: HeldOut | None, report: dict, device, precision: str, status: str) -> dict:
