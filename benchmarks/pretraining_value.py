@@ -80,7 +80,7 @@ def nbsvm_row(reviews, grid=NBSVM_C) -> dict:
            for C in grid}
     best = max(grid, key=lambda C: val[C])
     acc = nbsvm.nbsvm_accuracy(X, y, is_train, ~is_train, C=best)
-    return {"row": "NBSVM-bi", "C": best, "validation_accuracy": val, "accuracy": [acc], "accuracy_mean": acc,
+    return {"row": "NBSVM-bi", "C": best, "validation_accuracy": {str(C): v for C, v in val.items()}, "accuracy": [acc], "accuracy_mean": acc,
             "accuracy_std": 0.0, "deterministic": True, "wall_seconds": time.perf_counter() - started}
 
 

@@ -277,7 +277,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     def milestones() -> None:  # before the first step and after each: fill-mask "before", snapshots
         if step == 0 and "fill_mask_before" not in report:
             report["fill_mask_before"] = fill_mask_examples(model, tokenizer)
-        if step in (args.snapshot_steps or ()):
+        if step in (args.snapshot_steps or ()) and step not in [s["step"] for s in report["snapshots"]]:  # (a resumed run)
             seconds = elapsed_before + time.perf_counter() - started
             report["snapshots"].append(snapshot(model, tokenizer, out / "snapshots" / f"step-{step}", step, seconds, held_out, device, precision))
 

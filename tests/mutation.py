@@ -319,6 +319,11 @@ MUTANTS: list[Mutant] = [
       'state["elapsed"], state["history"], {"snapshots": []}',
       [T_PT, "-k", "resume_ends_exactly"],
       "a resumed pre-training run forgets the snapshots and the fill-mask 'before' measured before the interruption"),
+    m("nbsvm-c-chosen-worst", "benchmarks/pretraining_value.py",
+      "best = max(grid, key=lambda C: val[C])",
+      "best = min(grid, key=lambda C: val[C])",
+      ["tests/test_bench.py", "-k", "dry_run_runs_every"],
+      "the pretraining-value NBSVM row keeps the C with the worst validation accuracy"),
     # ---- fine-tuning ------------------------------------------------------------------------------------
     m("windows-max-not-mean", "minibert/predict.py",
       "return total / torch.bincount(doc, minlength=n_docs).clamp(min=1)[:, None]",
