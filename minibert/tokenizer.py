@@ -62,10 +62,12 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # every BERT vo
 MAX_WORD_CHARS = 100  # WordPiece turns a longer word into [UNK] without looking at it (google-research/bert)
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
-# Hub ids whose vocabulary ships with minibert (same file, md5 64800d5d8528ce344256daf115d4965e).
+# Names whose vocabulary ships with minibert: bert-base-uncased's Hub ids (same file, md5
+# 64800d5d8528ce344256daf115d4965e), and the movie-review vocabulary trained by scripts/train_vocab.py.
 SHIPPED_VOCABS = {
     "bert-base-uncased": "bert-base-uncased.txt",
     "google-bert/bert-base-uncased": "bert-base-uncased.txt",
+    "movie-reviews-wordpiece": "movie-reviews-wordpiece.txt",
 }
 
 

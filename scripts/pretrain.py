@@ -28,7 +28,7 @@ HELP = {
     "heads": "--from-scratch: attention heads per layer (must divide the hidden size)",
     "intermediate_size": "--from-scratch: feed-forward inner size (default: 4 x hidden-size)",
     "vocab": "--from-scratch: WordPiece vocabulary (vocab.txt file, folder or Hub id), e.g. "
-             "vocab/movie-reviews-wordpiece.txt (default: bert-base-uncased)",
+             "vocab/movie-reviews-wordpiece.txt, or the shipped movie-reviews-wordpiece (default: bert-base-uncased)",
     "corpus": "'movie_reviews' and/or text files or folders of *.txt (blank line between documents, one sentence per line)",
     "exclude_test_reviews": "movie_reviews: read only the training split cv000-cv799, never the fine-tuning test reviews",
     "limit_documents": "use only the first N documents, for quick checks (default: all)",

@@ -448,7 +448,7 @@ def test_tiny_preset_and_options_on_top_of_it(tmp_path, capsys):
     tiny = vars(parse_with_presets(script.parser(), PRESETS, ["--preset", "tiny", "--steps", "20"]))
     assert tiny["steps"] == 20 and tiny["hidden_size"] == 128 and tiny["layers"] == 2 and tiny["from_scratch"]
     assert tiny["val_size"] == 200 and tiny["snapshot_steps"][0] == 0 and tiny["output_dir"] == "runs/pretrain-tiny"
-    assert BertTokenizer.from_pretrained(tiny["vocab"]).vocab_size == BertTokenizer.from_pretrained(str(ROOT / "vocab" / "movie-reviews-wordpiece.txt")).vocab_size
+    assert BertTokenizer.from_pretrained(tiny["vocab"]).vocab == BertTokenizer(str(ROOT / "vocab" / "movie-reviews-wordpiece.txt")).vocab
     assert tiny["corpus"] == ["movie_reviews"] and tiny["exclude_test_reviews"]  # the training reviews only
     assert script.main(["--preset", "tiny", "--snapshot-steps", "-1", "--output-dir", str(tmp_path)]) == 2
     assert "--snapshot-steps must be >= 0" in capsys.readouterr().err
