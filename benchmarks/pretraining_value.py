@@ -37,7 +37,7 @@ from minibert.pretrain import run as pretrain
 
 from . import nbsvm
 
-TINY_RECIPE = dict(truncation="head+tail", max_length=128, head=64, batch_size=16, lr=1e-4, epochs=4, val_size=200)
+TINY_RECIPE = dict(truncation="head+tail", max_length=128, head=64, batch_size=16, lr=1e-4, epochs=4, val_size=200, device="cpu")
 NBSVM_C = (0.01, 0.1, 1.0, 10.0)  # the grid for NBSVM's C
 INNER_FOLDS = 4  # cv000-cv199, cv200-cv399, cv400-cv599, cv600-cv799
 
@@ -98,7 +98,7 @@ def pretraining_value(minilm: str, seeds: list[int], pretrain_dir: Path, pretrai
         row = finetune_row(label, s["model"], tiny_recipe, seeds, work / f"step-{s['step']}", reviews)
         rows.append(row | {"pretraining_steps": s["step"], "pretraining_seconds": s.get("seconds"),
                            "held_out_mlm_accuracy": s.get("held_out", {}).get("accuracy")})
-    minilm_recipe = {k: v for k, v in FINETUNE_PRESETS["cpu"].items() if k not in ("model", "output_dir")} | minilm_overrides
+    minilm_recipe = {k: v for k, v in FINETUNE_PRESETS["cpu"].items() if k not in ("model", "output_dir")} | {"device": "cpu"} | minilm_overrides
     rows.append(finetune_row("(d) MiniLM (pre-trained on a large corpus)", minilm, minilm_recipe, seeds, work / "minilm", reviews))
     rows.append(nbsvm_row(nbsvm_reviews if nbsvm_reviews is not None else reviews))
     return {"rows": rows, "seeds": seeds,
