@@ -86,15 +86,15 @@ def linear_svm(X, y: np.ndarray, C: float = C) -> tuple[np.ndarray, float]:
     return X.T @ a_s, float(a_s.sum())
 
 
-def nbsvm_accuracy(X, y: np.ndarray, train: np.ndarray, test: np.ndarray | None = None, beta: float = BETA) -> float:
+def nbsvm_accuracy(X, y: np.ndarray, train: np.ndarray, test: np.ndarray | None = None, beta: float = BETA, C: float = C) -> float:
     """Train NBSVM on the rows `train` (a boolean mask) of the features X; return its accuracy on the rows
-    `test` (default: all the others)."""
+    `test` (default: all the others). C: the SVM's regularization (the paper's 1.0 unless chosen on validation)."""
     test = ~train if test is None else test
     seen = np.asarray(X[train].sum(axis=0)).ravel() > 0  # n-grams of the training reviews: the vocabulary
     X = X[:, seen]
     r = log_count_ratio(X[train], y[train])
     Xr = X.multiply(r).tocsr()  # (N, |V|) each indicator scaled by its ratio
-    w, b = linear_svm(Xr[train], y[train])
+    w, b = linear_svm(Xr[train], y[train], C)
     w = (1 - beta) * np.abs(w).mean() + beta * w
     pred = (Xr[test] @ w + b) > 0
     return float((pred == y[test]).mean())

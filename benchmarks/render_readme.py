@@ -3,8 +3,10 @@
     python benchmarks/render_readme.py            # rewrite the blocks between the markers in README.md
     python benchmarks/render_readme.py --check    # exit 1 if README.md is not what the results file gives
 
-Two blocks are rendered: the accuracy tables (between <!-- results:begin --> and <!-- results:end --> in
-"Fine-tuning on movie reviews") and the speed tables (<!-- speed:begin --> / <!-- speed:end --> in "Speed").
+Three blocks are rendered: the accuracy tables (between <!-- results:begin --> and <!-- results:end --> in
+"Fine-tuning on movie reviews"), the speed tables (<!-- speed:begin --> / <!-- speed:end --> in "Speed"), and what
+pre-training buys (<!-- pretraining-value:begin --> / <!-- pretraining-value:end -->, in the README and in
+docs/WALKTHROUGH.md, with its figure docs/figures/pretraining_value.png drawn from the same results).
 A figure that has not been measured yet is shown as owed, with the one command that measures it. Results
 measured by scripts/bench.py win over imported ones from earlier runs.
 """
@@ -22,6 +24,7 @@ if __package__ in (None, ""):  # run as a file: make the benchmarks package impo
 from benchmarks import results  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+WALKTHROUGH = README.parent / "docs" / "WALKTHROUGH.md"
 M = "$M"  # in commands: the pretrained MiniLM directory, e.g. ../shared/models/minilm-l6-h384-uncased-fp16
 GPU_COMMAND = f"python scripts/bench.py --sections gpu --model {M}"
 PUBLISHED = [("NBSVM-bi, Wang & Manning 2012 (published)", "89.45"), ("Pang & Lee 2004 (published)", "87.2")]
@@ -308,14 +311,103 @@ COMPILED_DOUBT_SHORT = {
 }
 
 
+# ---- What pre-training buys (README and walkthrough) ----------------------------------------------------
+
+VALUE_FIGURE = "docs/figures/pretraining_value.png"  # drawn by draw_pretraining_value from the same results
+VALUE_COMMANDS = ("python scripts/pretrain.py --preset tiny", f"python scripts/bench.py --sections pretraining-value cpu-pretrain --model {M}")
+
+
+def pretraining_value_block(data: dict, figure: str = VALUE_FIGURE) -> str:
+    """The ablation table (every row: accuracy mean +- std over the seeds, wall time), the accuracy-vs-budget
+    figure and the pre-training step's speed, or the commands that owe them. `figure`: the figure's path as the
+    rendered file links it."""
+    got = newest(data, "pretraining-value")
+    if not got:
+        lines = ["*Owed, measured on a quiet CPU: `" + "`, then `".join(VALUE_COMMANDS) + "`.*"]
+    else:
+        machine, e = got
+        r = e["result"]
+        n = len(r["seeds"])
+        lines = [f"Fine-tuned on the fixed split (1,600 training reviews, 400 test), {n} seeds per row; {machine}, {e['date']}.", "",
+                 "| model | pre-training | held-out masked-LM accuracy | test accuracy (%) | fine-tuning wall time |",
+                 "| --- | --- | --- | --- | --- |"]
+        for row in r["rows"]:
+            steps = row.get("pretraining_steps")
+            budget = ("none" if steps == 0 else f"{steps} steps, {row['pretraining_seconds']:.0f} s") if steps is not None else \
+                "large corpus" if row["row"].startswith("(d)") else "none (C chosen on validation folds)"
+            mlm = f"{pct(row['held_out_mlm_accuracy'])}%" if row.get("held_out_mlm_accuracy") is not None else ""
+            acc = pct(row["accuracy_mean"]) if row.get("deterministic") else f"{pct(row['accuracy_mean'])} +- {pct(row['accuracy_std'])}"
+            lines.append(f"| {row['row']} | {budget} | {mlm} | {acc} | {row['wall_seconds']:.0f} s |")
+        base = r["pretraining"].get("unigram_baseline")
+        if base:
+            lines += ["", f"The unigram baseline (always the most frequent token) gets {pct(base['accuracy'])}% of the same held-out masked tokens."]
+        fill = r["pretraining"].get("fill_mask")
+        if fill:
+            lines += ["", "| fill-mask (top 5) | random init | after the tiny pre-training |", "| --- | --- | --- |"]
+            lines += [f"| `{text}` | {' '.join(before)} | {' '.join(fill['after'][text])} |" for text, before in fill["before"].items()]
+        lines += ["", f"![test accuracy against pre-training budget]({figure})"]
+    speed = newest(data, "cpu-pretrain")
+    if speed:
+        machine, e = speed
+        r = e["result"]
+        lines += ["", f"The pre-training step ({r['config']}), {machine}, {e['date']}; the CPU's peak is estimated as "
+                      f"{r['peak']['how']}:", "",
+                  "| step | precision | tokens/s | GFLOP/s | share of the estimated peak | minibert vs transformers |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for row in r["rows"]:
+            share = f"{100 * row['share_of_peak']:.1f}%" if row["share_of_peak"] else "n/a"
+            ratio = f"{r['ratio_vs_transformers'][row['precision']]:.2f}x" if row["variant"] == "minibert" else ""
+            lines.append(f"| {row['variant']} | {row['precision']} | {row['tokens_per_s']:,.0f} | {row['gflop_per_s']:.1f} | {share} | {ratio} |")
+    return "\n".join(lines)
+
+
+def draw_pretraining_value(data: dict, path: Path) -> bool:
+    """Test accuracy against pre-training steps (mean +- std of the tiny rows), MiniLM and NBSVM as lines; False
+    when the section has not been measured."""
+    got = newest(data, "pretraining-value")
+    if not got:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = got[1]["result"]["rows"]
+    tiny = [r for r in rows if r.get("pretraining_steps") is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = [max(r["pretraining_steps"], 1) for r in tiny]  # step 0 drawn at 1 on the log axis
+    ax.errorbar(x, [100 * r["accuracy_mean"] for r in tiny], yerr=[100 * r["accuracy_std"] for r in tiny], marker="o",
+                capsize=3, label="BERT-Tiny, fine-tuned from the snapshot")
+    for r, style in zip([r for r in rows if r.get("pretraining_steps") is None], ("--", ":")):
+        ax.axhline(100 * r["accuracy_mean"], ls=style, color="grey" if style == ":" else "black", label=r["row"])
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training steps of the tiny run (0 = random init, drawn at 1)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 # ---- README ------------------------------------------------------------------------------------------
 
 
-def render(text: str, data: dict) -> str:
-    for name, block in (("results", accuracy_block(data)), ("speed", speed_block(data))):
+def render(text: str, data: dict, figure: str = VALUE_FIGURE) -> str:
+    blocks = (("results", accuracy_block(data)), ("speed", speed_block(data)), ("pretraining-value", pretraining_value_block(data, figure)))
+    return render_blocks(text, blocks)
+
+
+def render_walkthrough(text: str, data: dict) -> str:
+    """docs/WALKTHROUGH.md holds the pre-training table too (its figure path is relative to docs/)."""
+    return render_blocks(text, (("pretraining-value", pretraining_value_block(data, VALUE_FIGURE.removeprefix("docs/"))),))
+
+
+def render_blocks(text: str, blocks) -> str:
+    for name, block in blocks:
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         if begin not in text or end not in text:
-            raise SystemExit(f"error: README.md has no {begin} ... {end} block; add the two markers where the tables go")
+            raise SystemExit(f"error: the file has no {begin} ... {end} block; add the two markers where the tables go")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{begin}\n<!-- rendered by benchmarks/render_readme.py from benchmarks/results/results.json: do not edit by hand -->\n{block}\n{end}{tail}"
@@ -326,18 +418,25 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(results.DEFAULT), help="results JSON (default: benchmarks/results/results.json)")
     p.add_argument("--readme", default=str(README), help="README to render into (default: the repository's README.md)")
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if the README is out of date")
+    p.add_argument("--walkthrough", default=str(WALKTHROUGH), help="walkthrough to render the pre-training table into "
+                                                                   "(default: the repository's docs/WALKTHROUGH.md)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if the README or walkthrough is out of date")
     a = p.parse_args(argv)
-    readme = Path(a.readme)
-    text = readme.read_text()
-    new = render(text, results.load(Path(a.results)))
-    if a.check:
-        if new != text:
-            print(f"{readme} is out of date with {a.results}: run python benchmarks/render_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(new)
-    print(f"rendered {readme}")
+    data = results.load(Path(a.results))
+    stale = []
+    for path, render_one in ((Path(a.readme), render), (Path(a.walkthrough), render_walkthrough)):
+        text = path.read_text()
+        new = render_one(text, data)
+        if a.check:
+            stale += [str(path)] if new != text else []
+            continue
+        path.write_text(new)
+        print(f"rendered {path}")
+    if stale:
+        print(f"{', '.join(stale)} out of date with {a.results}: run python benchmarks/render_readme.py", file=sys.stderr)
+        return 1
+    if not a.check and draw_pretraining_value(data, README.parent / VALUE_FIGURE):
+        print(f"drew {VALUE_FIGURE}")
     return 0
 
 

@@ -14,6 +14,9 @@ a CPU run catches what would otherwise waste GPU time.
     cpu-infer     MiniLM inference, minibert vs transformers                             CPU
     cpu-predict   predict.py vs transformers.pipeline at equal precision, bf16 vs fp32    CPU, ~10 min
                   quality, the classifier's forward and a fine-tuning step vs transformers
+    cpu-pretrain  the BERT-Tiny pre-training step, minibert vs BertForPreTraining, fp32+bf16 CPU, ~1 min
+    pretraining-value  fine-tuning from random init, pre-training snapshots, MiniLM, NBSVM  CPU, after the tiny
+                  pre-training (runs/pretrain-tiny, run first when missing)
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 import minibert
 
 GPU = ("finetune", "cv", "pretrain", "speed-train", "speed-infer", "profile")
-CPU = ("nbsvm", "cpu-tokenizer", "cpu-infer", "cpu-predict")
+CPU = ("nbsvm", "cpu-tokenizer", "cpu-infer", "cpu-predict", "cpu-pretrain", "pretraining-value")
 SECTIONS = GPU + CPU
 GROUPS = {"gpu": GPU, "cpu": CPU, "all": SECTIONS}
 
@@ -57,6 +60,13 @@ class Sizes:
     predict_max_length: int = 512
     cpu_forward: dict = field(default_factory=lambda: dict(B=32, T=512, iters=10))  # cpu-predict: the classifier's forward
     cpu_train: dict = field(default_factory=lambda: dict(B=16, T=256, iters=5))  # cpu-predict: one fine-tuning step
+    # cpu-pretrain: the BertConfig (BERT-Tiny; the vocabulary is the movie-review one) and the batch
+    cpu_pretrain: dict = field(default_factory=lambda: dict(
+        config=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512), B=32, T=128,
+        warmup=3, iters=20, documents=None))
+    # pretraining-value: where the tiny pre-training is (or goes), and overrides of its preset and of the recipes
+    value: dict = field(default_factory=lambda: dict(seeds=[0, 1, 2], pretrain_dir="runs/pretrain-tiny", pretrain={},
+                                                     tiny_recipe={}, minilm={}))
 
     @classmethod
     def dry_run(cls) -> "Sizes":
@@ -70,6 +80,14 @@ class Sizes:
             compile_backend="aot_eager",  # dynamo and autograd tracing as on the GPU, without inductor's C++ build
             every_nth_review=10, device="cpu", cpu_infer=dict(B=2, T=32, iters=2), predict_texts=4, predict_max_length=64,
             cpu_forward=dict(B=2, T=32, iters=2), cpu_train=dict(B=2, T=32, iters=2),
+            cpu_pretrain=dict(config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+                              B=2, T=32, warmup=1, iters=2, documents=20),
+            value=dict(seeds=[0, 1], pretrain_dir=None,  # None: in the work folder, never the user's runs/
+                       pretrain=dict(hidden_size=32, steps=4, snapshot_steps=[0, 2, 4], batch_size=4, max_length=32,
+                                     limit_documents=20, val_size=20, device="cpu"),
+                       tiny_recipe=dict(max_length=32, head=16, epochs=1, batch_size=8, limit_train=16, limit_test=8, val_size=20,
+                                        eval_batch_size=16, device="cpu"),
+                       minilm=tiny | dict(truncation="head+tail", head=32)),
         )
 
 
@@ -90,12 +108,24 @@ def run_section(name: str, model: str, sizes: Sizes, work: Path) -> dict:
 
     device = torch.device("cuda" if torch.cuda.is_available() and sizes.device == "auto" else "cpu")
     reviews = None
-    if name in ("nbsvm", "cpu-tokenizer", "finetune", "cv", "pretrain"):
+    if name in ("nbsvm", "cpu-tokenizer", "finetune", "cv", "pretrain", "pretraining-value"):
         from minibert.data import file_number, load_movie_reviews
 
         reviews = load_movie_reviews()
         if name in ("nbsvm", "cpu-tokenizer"):
             reviews = [r for r in reviews if file_number(r.fileid) % sizes.every_nth_review == 0]
+    if name == "pretraining-value":
+        from .pretraining_value import TINY_RECIPE, pretraining_value
+
+        v = sizes.value
+        folder = Path(v["pretrain_dir"]) if v["pretrain_dir"] else work / "pretrain-tiny"
+        subset = [r for r in reviews if file_number(r.fileid) % sizes.every_nth_review == 0]
+        return pretraining_value(model, v["seeds"], folder, v["pretrain"], TINY_RECIPE | v["tiny_recipe"], v["minilm"], work,
+                                 reviews, subset)
+    if name == "cpu-pretrain":
+        from .pretrain_speed import cpu_pretrain
+
+        return cpu_pretrain(**sizes.cpu_pretrain)
     if name == "nbsvm":
         from . import nbsvm
 
@@ -216,6 +246,13 @@ def summary_line(name: str, r: dict) -> str:
         return "\n".join(f"   {x['tokenizer']:<30} {x['mode']:<13} {x['mb_per_s']:7.2f} MB/s" for x in r["rows"])
     if name == "cpu-infer":
         return "\n".join(f"   {x['variant']:<14} {x['ms']:9.1f} ms" for x in r["rows"])
+    if name == "cpu-pretrain":
+        return "\n".join(f"   {x['variant']:<13} {x['precision']}  {x['ms']:8.1f} ms  {x['tokens_per_s']:8.0f} tokens/s  "
+                         f"{x['gflop_per_s']:6.1f} GFLOP/s" for x in r["rows"]) + \
+            "\n   minibert / transformers: " + ", ".join(f"{p} x{v:.2f}" for p, v in r["ratio_vs_transformers"].items())
+    if name == "pretraining-value":
+        return "\n".join(f"   {x['row']:<46} {100 * x['accuracy_mean']:6.2f} +- {100 * x['accuracy_std']:.2f}   {x['wall_seconds']:6.0f} s"
+                         for x in r["rows"])
     if name == "cpu-predict":
         lines = [f"   {x['variant']:<62} {x['texts_per_s']:7.2f} texts/s  {x['peak_rss_mb']:5.0f} MB"
                  + (f"  minibert x{x['minibert_speedup']:.2f}" if x.get("minibert_speedup") else "") for x in r["rows"]]

@@ -392,7 +392,19 @@ def fig_lr_schedule(tok) -> None:
     save(fig, "lr_schedule")
 
 
-FIGURES = ("wordpiece", "embeddings", "attention", "attention_page", "padding_mask", "gelu", "masking", "truncation", "lr_schedule")
+def fig_pretraining_value() -> None:
+    """Section 20: test accuracy against pre-training budget, from benchmarks/results/results.json (the same
+    function benchmarks/render_readme.py draws it with); nothing until scripts/bench.py --sections pretraining-value
+    has been measured."""
+    from benchmarks import results
+    from benchmarks.render_readme import draw_pretraining_value
+
+    if draw_pretraining_value(results.load(results.DEFAULT), OUT / "pretraining_value.png"):
+        print(f"pretraining_value.png: from {results.DEFAULT.relative_to(Path(__file__).resolve().parents[1])}")
+
+
+FIGURES = ("wordpiece", "embeddings", "attention", "attention_page", "padding_mask", "gelu", "masking", "truncation", "lr_schedule",
+           "pretraining_value")
 
 
 def main(argv=None) -> None:
@@ -427,6 +439,8 @@ def main(argv=None) -> None:
             fig_truncation(tok)
         elif name == "lr_schedule":
             fig_lr_schedule(tok)
+        elif name == "pretraining_value":
+            fig_pretraining_value()
 
 
 if __name__ == "__main__":

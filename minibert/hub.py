@@ -311,10 +311,12 @@ def atomic_write(path):
 
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "tokenizer_config.json"
-# Hub ids whose vocabulary ships with minibert (same file, md5 64800d5d8528ce344256daf115d4965e).
+# Names whose vocabulary ships with minibert: bert-base-uncased's Hub ids (same file, md5
+# 64800d5d8528ce344256daf115d4965e), and the movie-review vocabulary trained by scripts/train_vocab.py.
 SHIPPED_VOCABS = {
     "bert-base-uncased": "bert-base-uncased.txt",
     "google-bert/bert-base-uncased": "bert-base-uncased.txt",
+    "movie-reviews-wordpiece": "movie-reviews-wordpiece.txt",
 }
 
 

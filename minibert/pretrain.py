@@ -37,7 +37,9 @@ from .config import BertConfig
 from .data import batch_order
 from .heads import IGNORE_INDEX, BertForPreTraining
 from .optim import AdamW, LinearWarmupDecay, param_groups
-from .pretraining_data import MOVIE_REVIEWS, Masker, build_examples, load_corpus, pretraining_batch, tokenize_documents
+from .inspection import fill_mask
+from .pretraining_data import (MOVIE_REVIEWS, Masker, build_examples, held_out_documents, load_corpus, pretraining_batch,
+                               tokenize_documents)
 from .tokenizer import BertTokenizer
 from .training import (
     LossLog,
@@ -95,9 +97,25 @@ LOSS_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "mlm_positions",
 RESUME_KEYS = ("model", "from_scratch", "hidden_size", "layers", "heads", "intermediate_size", "vocab", "corpus",
                "exclude_test_reviews", "limit_documents", "max_length", "steps", "batch_size", "lr", "warmup",
                "weight_decay", "max_grad_norm", "mlm_prob", "max_predictions", "short_seq_prob", "whole_word_masking",
-               "masking", "seed")
+               "masking", "seed", "val_size", "snapshot_steps")
+
+# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
+RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png", "snapshots")
 
 DEFAULT_MODEL = "bert-base-uncased"
+
+# Named settings for scripts/pretrain.py --preset NAME (options given on the command line still apply on top).
+# tiny: BERT-Tiny's shape (Turc et al. 2019: 2 layers, H=128, 2 heads) from scratch on the training reviews with
+# the movie-review vocabulary, 3000 steps of 32 x 128 chosen to finish within 15 minutes on a 2-core CPU (issue 16
+# measured this step shape at about 20,000 tokens/s there, so about 10 minutes of steps); 200 validation reviews are held
+# out to score the masked LM, and snapshots along the way give the accuracy-against-budget curve
+# (scripts/bench.py --sections pretraining-value fine-tunes each of them). lr 2e-3: of 5e-4 (the from-scratch
+# default), 1e-3 and 2e-3, the best masked-LM accuracy on those validation reviews after 600 steps.
+PRESETS = {
+    "tiny": {"from_scratch": True, "vocab": "movie-reviews-wordpiece", "hidden_size": 128, "layers": 2, "heads": 2,
+             "max_length": 128, "batch_size": 32, "steps": 3000, "lr": 2e-3, "val_size": 200,
+             "snapshot_steps": [0, 100, 300, 1000, 3000], "output_dir": "runs/pretrain-tiny"},
+}
 DEFAULT_LR = {"continue": 1e-4, "scratch": 5e-4}
 
 
@@ -126,6 +144,8 @@ class PretrainArgs:
     whole_word_masking: bool = False  # choose whole words rather than single word pieces
     masking: str = "dynamic"  # dynamic: new pairs and masks every epoch | static: the same every epoch
     seed: int = 0
+    val_size: int = 0  # reviews held out of pre-training (half per class) to score the masked LM on unseen text
+    snapshot_steps: list[int] | None = None  # also save the model after these steps (0: the initialisation)
     output_dir: str = "runs/pretrain"  # model/, checkpoint.pt, metrics.json and curves.png go here
     device: str = "auto"  # auto | cuda | cpu | cuda:1 ...
     precision: str = "auto"  # auto (bf16 on a GPU or a CPU with native bf16 units, else fp32) | bf16 | fp32
@@ -153,6 +173,10 @@ class PretrainArgs:
             raise ValueError(f"--short-seq-prob must be in [0, 1], got {self.short_seq_prob}")
         if self.masking not in ("dynamic", "static"):
             raise ValueError(f"--masking must be dynamic or static, got {self.masking!r}")
+        if self.val_size < 0 or self.val_size % 2 or self.val_size >= 1600:
+            raise ValueError(f"--val-size must be an even number from 0 to 1598 (half per class of the training reviews), got {self.val_size}")
+        if any(s < 0 for s in self.snapshot_steps or ()):
+            raise ValueError(f"--snapshot-steps must be >= 0 (0: the initialisation), got {self.snapshot_steps}")
         if self.save_every < 0:
             raise ValueError(f"--save-every must be >= 0, got {self.save_every}")
 
@@ -194,6 +218,17 @@ def build_model(args: PretrainArgs) -> tuple[BertForPreTraining, BertTokenizer]:
     return model, tokenizer
 
 
+def start_or_resume(args: PretrainArgs, ckpt_path: Path, model, optimizer: AdamW, schedule: LinearWarmupDecay) -> tuple:
+    """(step, epoch, batch, seconds so far, loss history, report): zeros for a new run, the checkpoint's with --resume."""
+    if args.resume and ckpt_path.exists():
+        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule)
+        tqdm.write(f"resuming {ckpt_path.parent} at step {state['step']} (epoch {state['epoch'] + 1}, batch {state['batch']})")
+        return state["step"], state["epoch"], state["batch"], state["elapsed"], state["history"], state["report"]
+    if args.resume:
+        tqdm.write(f"--resume: no checkpoint in {ckpt_path.parent} yet, starting from the beginning")
+    return 0, 0, 0, 0.0, {"step": [], "mlm": [], "nsp": [], "lr": []}, {"snapshots": []}
+
+
 def epoch_batches(documents, masker: Masker, tokenizer: BertTokenizer, args: PretrainArgs, epoch: int):
     """The examples of one epoch and their batches. Depends only on (seed, epoch), so a resumed run
     sees exactly what an uninterrupted one would have."""
@@ -208,7 +243,7 @@ def epoch_batches(documents, masker: Masker, tokenizer: BertTokenizer, args: Pre
 
 
 def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: Callable[[int, dict], None] | None = None) -> dict:
-    """Pre-train (or continue pre-training) a BERT; write output_dir/{model/, checkpoint.pt, metrics.json, curves.png}.
+    """Pre-train (or continue pre-training) a BERT; write output_dir/{model/, snapshots/, checkpoint.pt, metrics.json, curves.png}.
 
     Args:
         args: the settings (see PretrainArgs and scripts/pretrain.py --help).
@@ -220,35 +255,35 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     """
     args.validate()
     device = pick_device(args.device, training=False)
-    precision = choose_precision(device, args.precision)
     out = Path(args.output_dir)
     prepare_output_dir(out, resume=args.resume, overwrite=args.overwrite)
     ckpt_path = out / "checkpoint.pt"
     started = time.perf_counter()
 
-    texts = read_texts(args, documents)  # before the model: a missing corpus is found at once
+    texts, held_out_texts = read_texts(args, documents)  # before the model: a missing corpus is found at once
     seed_everything(args.seed)  # the initialisation of a new model or of missing heads, and dropout
     model, tokenizer = build_model(args)
     model.to(device).train()
+    precision = choose_precision(device, args.precision)  # said once the model loaded: a bad input is the only line
     warn_cpu_training(device, model)
     docs = tokenize_documents(texts, tokenizer)
     masker = Masker.from_tokenizer(tokenizer, args.mlm_prob, args.predictions_per_seq, args.whole_word_masking)
+    held_out = HeldOut(tokenize_documents(held_out_texts, tokenizer), masker, tokenizer, args) if held_out_texts else None
 
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.peak_lr)
     schedule = LinearWarmupDecay(optimizer, warmup_steps=int(args.warmup * args.steps), total_steps=args.steps)
-    history = {"step": [], "mlm": [], "nsp": [], "lr": []}
-    step, epoch, next_batch, elapsed_before = 0, 0, 0, 0.0
-    if args.resume and ckpt_path.exists():
-        state = resume_from(ckpt_path, args, RESUME_KEYS, model, optimizer, schedule)
-        history, elapsed_before = state["history"], state["elapsed"]
-        step, epoch, next_batch = state["step"], state["epoch"], state["batch"]
-        tqdm.write(f"resuming {out} at step {step} (epoch {epoch + 1}, batch {next_batch})")
-    elif args.resume:
-        tqdm.write(f"--resume: no checkpoint in {out} yet, starting from the beginning")
+    step, epoch, next_batch, elapsed_before, history, report = start_or_resume(args, ckpt_path, model, optimizer, schedule)
 
     def save() -> None:
         save_checkpoint(ckpt_path, model, optimizer, schedule, args, elapsed_before + time.perf_counter() - started,
-                        step=step, epoch=epoch, batch=next_batch, history=history)
+                        step=step, epoch=epoch, batch=next_batch, history=history, report=report)
+
+    def milestones() -> None:  # before the first step and after each: fill-mask "before", snapshots
+        if step == 0 and "fill_mask_before" not in report:
+            report["fill_mask_before"] = fill_mask_examples(model, tokenizer)
+        if step in (args.snapshot_steps or ()) and step not in [s["step"] for s in report["snapshots"]]:  # (a resumed run)
+            seconds = elapsed_before + time.perf_counter() - started
+            report["snapshots"].append(snapshot(model, tokenizer, out / "snapshots" / f"step-{step}", step, seconds, held_out, device, precision))
 
     loss_fn = PretrainingLoss(model)
     forward = torch.compile(loss_fn) if args.compile else loss_fn
@@ -257,6 +292,7 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
     examples, batches = None, []
     with StopFlag() as stop:
         tqdm.write(f"pre-training: {args.steps - step} steps to go; Ctrl-C or SIGTERM saves a checkpoint and stops", file=sys.stderr)
+        milestones()
         while step < args.steps and not stop.set:
             examples, batches = epoch_batches(docs, masker, tokenizer, args, epoch)
             while next_batch < len(batches) and step < args.steps and not stop.set:
@@ -273,20 +309,31 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
                     callback(step, {"mlm": mlm.detach(), "nsp": nsp.detach()})
                 if log.due() or step == args.steps or stop.set:
                     bar.set_postfix(**log.flush(), epoch=epoch + 1)
+                milestones()
                 if args.save_every and step % args.save_every == 0 and step < args.steps:
                     save()
             if next_batch >= len(batches):
                 epoch, next_batch = epoch + 1, 0
         bar.close()
         status = "interrupted" if stop.set and step < args.steps else "completed"
-        stopped_by = stop.reason if status == "interrupted" else None
         save()
         if status == "interrupted":
             tqdm.write(f"saved {ckpt_path} at step {step}; continue with the same command plus --resume")
 
-    metrics = {
+    metrics = summary(args, model, docs, examples, batches, history, status, stop.reason, device, precision,
+                      elapsed_before + time.perf_counter() - started, step, epoch, next_batch)
+    metrics |= final_report(model, tokenizer, docs, held_out, report, device, precision, status)
+    write_outputs(args, out, model, tokenizer, metrics)
+    release_output_dir(out)
+    return metrics
+
+
+def summary(args: PretrainArgs, model, docs, examples, batches, history: dict, status: str, reason: str | None, device,
+            precision: str, seconds: float, step: int, epoch: int, next_batch: int) -> dict:
+    """The run's metrics: its settings, corpus, progress, time and losses."""
+    return {
         "status": status,
-        "stopped_by": stopped_by,  # SIGINT, SIGTERM or None
+        "stopped_by": reason if status == "interrupted" else None,  # SIGINT, SIGTERM or None
         "args": dataclasses.asdict(args),
         "lr": args.peak_lr,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -296,21 +343,115 @@ def run(args: PretrainArgs, documents: list[list[str]] | None = None, callback: 
         "examples_per_epoch": len(examples) if examples is not None else None,
         "epochs": epoch + (next_batch / len(batches) if batches else 0.0),  # passes over the corpus
         "steps": step,
-        "wall_seconds": elapsed_before + time.perf_counter() - started,
+        "wall_seconds": seconds,
         "loss_start": _window_mean(history, slice(0, 10)),
         "loss_end": _window_mean(history, slice(-10, None)),
         "history": history,
     }
-    write_outputs(args, out, model, tokenizer, metrics)
-    release_output_dir(out)
-    return metrics
 
 
+# ---- What the model learned: held-out masked tokens, a unigram baseline, fill-mask before and after -----
 
-def read_texts(args: PretrainArgs, documents: list[list[str]] | None) -> list[list[str]]:
-    """The documents given, or those of args.corpus, cut to --limit-documents."""
-    texts = documents if documents is not None else load_corpus(args.corpus, args.exclude_test_reviews)
-    return texts[: args.limit_documents] if args.limit_documents else texts
+# Sentences to fill in before and after pre-training (words that the movie-review vocabulary holds whole).
+FILL_MASK_PROMPTS = (
+    "this is one of the best [MASK] of the year .",
+    "the special [MASK] are impressive .",
+    "i [MASK] this movie .",
+    "the film is directed by steven [MASK] .",
+)
+
+
+class HeldOut:
+    """Masked tokens of reviews that pre-training never reads, drawn once (fixed seed), so that every snapshot
+    is scored on the very same positions. Accuracy = how often the top prediction is the original token."""
+
+    def __init__(self, documents, masker: Masker, tokenizer: BertTokenizer, args: PretrainArgs):
+        rng = random.Random(f"minibert-pretrain-held-out/{args.seed}")
+        examples = build_examples(documents, masker, tokenizer.cls_token_id, tokenizer.sep_token_id, args.max_length, rng, 0.0)
+        self.batches = [pretraining_batch(examples[i : i + args.batch_size], args.max_length, args.predictions_per_seq,
+                                          tokenizer.pad_token_id) for i in range(0, len(examples), args.batch_size)]
+        self.documents = len(documents)
+
+    def labels(self) -> torch.Tensor:
+        """The original ids of all held-out masked tokens, (N,)."""
+        targets = torch.cat([b["mlm_labels"].flatten() for b in self.batches])
+        return targets[targets != IGNORE_INDEX]
+
+    @torch.no_grad()
+    def score(self, model: BertForPreTraining, device, precision: str) -> dict:
+        was_training = model.training
+        model.eval()  # no dropout
+        correct, loss_sum = 0, 0.0
+        for b in self.batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            with autocast(device, precision):
+                h = model.bert(b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]).last_hidden_state
+                index = b["mlm_positions"][..., None].expand(-1, -1, h.shape[-1])  # (B, P, H)
+                logits = model.mlm(h.gather(1, index), model.bert.embeddings.tok.weight).float()  # (B, P, V)
+            chosen = b["mlm_labels"] != IGNORE_INDEX  # (B, P)
+            correct += (logits.argmax(-1) == b["mlm_labels"])[chosen].sum().item()
+            loss_sum += F.cross_entropy(logits[chosen], b["mlm_labels"][chosen], reduction="sum").item()
+        model.train(was_training)
+        n = len(self.labels())
+        return {"masked_tokens": n, "accuracy": correct / n, "loss": loss_sum / n}
+
+    def unigram_baseline(self, documents, vocab_size: int) -> dict:
+        """What word frequencies alone achieve, learned from the pre-training documents: always answering the most
+        frequent token (accuracy), and the unigram distribution's cross-entropy (add-one smoothed, the loss)."""
+        counts = torch.zeros(vocab_size)
+        for d in documents:
+            for s in d:
+                counts += torch.bincount(torch.tensor(s), minlength=vocab_size)
+        p = (counts + 1) / (counts.sum() + vocab_size)  # (V,)
+        labels = self.labels()
+        top = int(counts.argmax())
+        return {"token_id": top, "accuracy": (labels == top).float().mean().item(), "loss": -p[labels].log().mean().item()}
+
+
+def fill_mask_examples(model: BertForPreTraining, tokenizer: BertTokenizer, top_k: int = 5) -> dict[str, list[str]]:
+    """{prompt: the top_k tokens for its [MASK]}."""
+    return {text: [t for t, _ in fill_mask(model, tokenizer, text, top_k=top_k)[0]] for text in FILL_MASK_PROMPTS}
+
+
+def snapshot(model: BertForPreTraining, tokenizer: BertTokenizer, folder: Path, step: int, seconds: float,
+             held_out: HeldOut | None, device, precision: str) -> dict:
+    """Save the model as it is after `step` steps and `seconds` of the run (HF layout, heads and vocabulary), and
+    score it on the held-out text."""
+    with saving(*model_files(folder)):
+        model.save_pretrained(folder, tokenizer=tokenizer)
+    return {"step": step, "seconds": seconds, "model": str(folder)} | ({"held_out": held_out.score(model, device, precision)} if held_out else {})
+
+
+def final_report(model, tokenizer, docs, held_out: HeldOut | None, report: dict, device, precision: str, status: str) -> dict:
+    """The metrics' "learned" part, printed too: held-out accuracy against the unigram baseline, fill-mask before/after."""
+    if status != "completed":
+        return {"snapshots": report["snapshots"]}
+    learned = {"snapshots": report["snapshots"], "fill_mask": {"before": report["fill_mask_before"],
+                                                               "after": fill_mask_examples(model, tokenizer)}}
+    if held_out is not None:
+        learned["held_out"] = held_out.score(model, device, precision) | {"documents": held_out.documents}
+        learned["unigram_baseline"] = held_out.unigram_baseline(docs, tokenizer.vocab_size)
+        m, u = learned["held_out"], learned["unigram_baseline"]
+        top = tokenizer.convert_ids_to_tokens([u["token_id"]])[0]
+        print(f"held-out masked tokens ({m['masked_tokens']} in {held_out.documents} reviews never pre-trained on): "
+              f"accuracy {100 * m['accuracy']:.1f}%, loss {m['loss']:.2f}; unigram baseline (always {top!r}): "
+              f"{100 * u['accuracy']:.1f}%, loss {u['loss']:.2f}")
+    for text, before in learned["fill_mask"]["before"].items():
+        print(f"{text}\n    before: {' '.join(before)}\n    after:  {' '.join(learned['fill_mask']['after'][text])}")
+    return learned
+
+
+def read_texts(args: PretrainArgs, documents: list[list[str]] | None) -> tuple[list[list[str]], list[list[str]]]:
+    """(pre-training documents, held-out documents): the documents given, or those of args.corpus, cut to
+    --limit-documents. --val-size N holds out movie_reviews' validation reviews (pretraining_data.validation_reviews),
+    or the last N documents of other corpora."""
+    if documents is None and args.corpus == [MOVIE_REVIEWS] and args.exclude_test_reviews:
+        texts = load_corpus(args.corpus, held_out=args.val_size)
+        held = held_out_documents(args.val_size)
+    else:
+        texts = documents if documents is not None else load_corpus(args.corpus, args.exclude_test_reviews)
+        texts, held = (texts[: -args.val_size], texts[-args.val_size :]) if args.val_size else (texts, [])
+    return (texts[: args.limit_documents] if args.limit_documents else texts), held
 
 
 def write_outputs(args: PretrainArgs, out: Path, model: BertForPreTraining, tokenizer: BertTokenizer, metrics: dict) -> None:

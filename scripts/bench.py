@@ -4,13 +4,16 @@ baseline, measured on this machine and appended to benchmarks/results/results.js
 
     python scripts/bench.py --sections gpu --model M        # every GPU figure (M: a pretrained BERT directory)
     python scripts/bench.py --sections nbsvm                # the NBSVM-bi baseline, CPU, about a minute
+    python scripts/bench.py --sections pretraining-value cpu-pretrain --model M   # what pre-training buys, CPU
     python scripts/bench.py --dry-run                       # every section at tiny size on the CPU (minutes)
     python benchmarks/render_readme.py                      # then the README's tables from the results file
 
 Sections (groups: gpu, cpu, all): finetune (minibert vs the transformers Trainer, 5 seeds), cv (Pang & Lee's
 10 folds), pretrain (continued pre-training on the training reviews, then fine-tuning), speed-train and
 speed-infer (eager and compiled, both libraries, one run), profile (the compiled step's top kernels, MFU),
-nbsvm, cpu-tokenizer, cpu-infer. Each GPU section takes under 10 minutes on one H100. A section already in
+nbsvm, cpu-tokenizer, cpu-infer, cpu-predict, cpu-pretrain (the BERT-Tiny pre-training step, minibert vs transformers,
+fp32 and bf16), pretraining-value (what pre-training buys: BERT-Tiny from random init and from the snapshots of
+`scripts/pretrain.py --preset tiny`, MiniLM with finetune --preset cpu, NBSVM-bi; all on the CPU). Each GPU section takes under 10 minutes on one H100. A section already in
 the results file for this machine is skipped, so several short sessions complete the file.
 """
 
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
         sizes, model = suite.Sizes(), a.model or default_model()
         if a.predict_texts is not None:
             sizes.predict_texts = a.predict_texts
-        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer", "cpu-predict")]
+        needs_model = [n for n in names if n in ("finetune", "cv", "pretrain", "cpu-infer", "cpu-predict", "pretraining-value")]
         if needs_model and not (Path(model) / "config.json").is_file():
             return fail(f"--model {model}: no config.json there; pass a directory with a pretrained BERT in "
                         f"Hugging Face layout (config.json, model.safetensors, vocab.txt)")

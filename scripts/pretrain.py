@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Pre-train BERT with masked LM + next sentence prediction: from scratch, or continued on in-domain text.
 
+    python scripts/pretrain.py --preset tiny                               # BERT-Tiny from scratch on the training reviews, CPU
     python scripts/pretrain.py --from-scratch --steps 2000                 # a small BERT (H=128, 2 layers) on movie_reviews
     python scripts/pretrain.py --model bert-base-uncased --steps 1000      # continue pre-training on the training reviews
     python scripts/pretrain.py --from-scratch --corpus my_texts/ --vocab vocab.txt
@@ -9,14 +10,14 @@
 Text files: documents separated by blank lines, one sentence per line. By default only the training reviews
 (cv000-cv799) are read, so that the fine-tuning test reviews stay unseen. Ctrl-C or SIGTERM saves a checkpoint
 and exits (130 after Ctrl-C, 143 after SIGTERM); the same command plus --resume continues it. A folder that holds
-an earlier run is refused unless --resume or --overwrite is given. Writes output-dir/{model/, checkpoint.pt,
+an earlier run is refused unless --resume or --overwrite is given. Writes output-dir/{model/, snapshots/, checkpoint.pt,
 metrics.json, curves.png}. Errors in the input are one line on stderr and exit code 2.
 """
 
 import sys
 
-from minibert.pretrain import PretrainArgs, run
-from minibert.cli import main_for, parser_for
+from minibert.pretrain import PRESETS, PretrainArgs, run
+from minibert.cli import main_for, parse_with_presets, parser_for
 
 HELP = {
     "model": "pretrained checkpoint to continue from: Hub id or local directory (HF layout); "
@@ -27,7 +28,7 @@ HELP = {
     "heads": "--from-scratch: attention heads per layer (must divide the hidden size)",
     "intermediate_size": "--from-scratch: feed-forward inner size (default: 4 x hidden-size)",
     "vocab": "--from-scratch: WordPiece vocabulary (vocab.txt file, folder or Hub id), e.g. "
-             "vocab/movie-reviews-wordpiece.txt (default: bert-base-uncased)",
+             "vocab/movie-reviews-wordpiece.txt, or the shipped movie-reviews-wordpiece (default: bert-base-uncased)",
     "corpus": "'movie_reviews' and/or text files or folders of *.txt (blank line between documents, one sentence per line)",
     "exclude_test_reviews": "movie_reviews: read only the training split cv000-cv799, never the fine-tuning test reviews",
     "limit_documents": "use only the first N documents, for quick checks (default: all)",
@@ -44,6 +45,11 @@ HELP = {
     "whole_word_masking": "choose whole words (all their ## pieces together) rather than single pieces",
     "masking": "dynamic: new sentence pairs and masks every epoch (RoBERTa); static: the same every epoch (BERT)",
     "seed": "random seed (initialisation, pairs, masks, batch order, dropout)",
+    "val_size": "movie_reviews: hold out the N highest-numbered training reviews (half per class, the ones finetune.py "
+                "--val-size N holds out) and report the masked-LM accuracy on them against a unigram baseline; "
+                "other corpora: the last N documents",
+    "snapshot_steps": "also save the model after these steps to output-dir/snapshots/step-N (0: the initialisation), "
+                      "each scored on the --val-size reviews; steps beyond --steps are left out (default: none)",
     "output_dir": "where model/, checkpoint.pt, metrics.json and curves.png are written",
     "device": "auto (cuda when available), cuda, cuda:N or cpu",
     "precision": "auto (bf16 autocast on a GPU or a CPU with native bf16 units, else fp32; the run says which), bf16 or fp32",
@@ -63,7 +69,9 @@ def parser():
 
 
 def main(argv=None) -> int:
-    return main_for(run, PretrainArgs(**vars(parser().parse_args(argv))))
+    options = vars(parse_with_presets(parser(), PRESETS, argv))
+    options.pop("preset")
+    return main_for(run, PretrainArgs(**options))
 
 
 if __name__ == "__main__":

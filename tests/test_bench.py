@@ -204,6 +204,8 @@ def test_readme_tables_are_rendered_from_the_results_file():
     data = results.load(results.DEFAULT)
     text = (ROOT / "README.md").read_text()
     assert render_readme.render(text, data) == text, "README.md is out of date: run python benchmarks/render_readme.py"
+    walkthrough = (ROOT / "docs" / "WALKTHROUGH.md").read_text()
+    assert render_readme.render_walkthrough(walkthrough, data) == walkthrough, "docs/WALKTHROUGH.md is out of date: run python benchmarks/render_readme.py"
     block = text.split("<!-- results:begin -->")[1].split("<!-- results:end -->")[0]
     tables = [t for t in block.split("\n\n") if t.startswith("| ")]
     assert len(tables) >= 4 and all("NBSVM-bi" in t for t in tables)  # the baseline stands in every accuracy table
@@ -270,6 +272,19 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
     ops = cp["operators"]  # the side-by-side profile: each case lists operators with both libraries' call counts
     assert all(ops[case] and {"transformers_calls", "minibert_calls"} <= set(ops[case][0]) for case in
                ("forward, bf16 autocast", "forward, bf16 weights cast once", "fine-tuning step, bf16 autocast"))
+    # pretraining-value: a row per snapshot of the tiny pre-training (run first, in the work folder), MiniLM, NBSVM
+    value = got["pretraining-value"]
+    assert [r["row"][:3] for r in value["rows"]] == ["(a)", "(c)", "(b)", "(d)", "NBS"]
+    assert [r.get("pretraining_steps") for r in value["rows"][:3]] == [0, 2, 4]
+    assert all(len(r["accuracy"]) == 2 and r["wall_seconds"] > 0 for r in value["rows"][:4])
+    nb = value["rows"][-1]
+    assert nb["validation_accuracy"][str(nb["C"])] == max(nb["validation_accuracy"].values())  # C chosen on validation folds
+    assert value["pretraining"]["args"]["exclude_test_reviews"] and value["pretraining"]["args"]["val_size"] == 20
+    assert value["pretraining"]["folder"].startswith(str(tmp_path / "work"))  # the dry run never touches runs/
+    speed = got["cpu-pretrain"]
+    assert {(r["variant"], r["precision"]) for r in speed["rows"]} == {(v, p) for v in ("minibert", "transformers") for p in ("fp32", "bf16")}
+    assert set(speed["ratio_vs_transformers"]) == {"fp32", "bf16"} and speed["profile_minibert_fp32"]
+    assert speed["peak"]["how"] and all(r["gflop_per_s"] > 0 for r in speed["rows"])
     # the README renderer reads these measured sections (as if measured for real) and owes none of them
     real = {"sections": {s: {"a GPU": m[machine]} for s, m in data["sections"].items()}, "imported": results.load(results.DEFAULT)["imported"]}
     text = render_readme.render((ROOT / "README.md").read_text(), real)
@@ -280,6 +295,12 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
     assert rows["minibert+compile"]["attention"] in speed_part
     assert "bf16 against fp32, minibert, 4 test reviews" in speed_part and "One fine-tuning step" in speed_part
     assert "| transformers pipeline, bf16 (dtype=torch.bfloat16) | bf16 | 16 |" in speed_part
+    block = text.split("<!-- pretraining-value:begin -->")[1].split("<!-- pretraining-value:end -->")[0]
+    assert "Owed" not in block and "(a) BERT-Tiny, random init" in block and "| NBSVM-bi |" in block
+    assert "](docs/figures/pretraining_value.png)" in block and "| minibert | bf16 |" in block
+    walk = render_readme.render_walkthrough((ROOT / "docs" / "WALKTHROUGH.md").read_text(), real)
+    assert "](figures/pretraining_value.png)" in walk.split("<!-- pretraining-value:begin -->")[1]
+    assert render_readme.draw_pretraining_value(real, tmp_path / "value.png") and (tmp_path / "value.png").stat().st_size > 10_000
     # a second run finds every section done for this machine and measures nothing again
     p = bench("--dry-run", "--output", str(out), "--work-dir", str(tmp_path / "work2"))
     assert p.returncode == 0 and p.stdout.count("skipped") == len(suite.SECTIONS)

@@ -330,7 +330,7 @@ def trained(tmp_path_factory, topic_vocab, topic_corpus):
     out = tmp_path_factory.mktemp("pretrained")
     args = PretrainArgs(from_scratch=True, vocab=str(topic_vocab), corpus=[str(topic_corpus)], hidden_size=64,
                           layers=2, heads=4, max_length=32, batch_size=32, steps=400, lr=3e-3, warmup=0.1,
-                          device="cpu", output_dir=str(out), progress=False)
+                          device="cpu", output_dir=str(out), progress=False, val_size=20, snapshot_steps=[0, 50, 400, 9999])
     return out, pretrain(args)
 
 
@@ -347,7 +347,7 @@ def test_pretraining_from_scratch_lowers_both_losses(trained):
     assert nsp_end < 0.5, (nsp_start, nsp_end)  # the Bayes-optimal loss is ~0.31
     # the outputs promised: metrics.json, the curves, the model with its heads and vocabulary
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["history"]["mlm"] == h["mlm"] and saved["corpus"]["documents"] == 300
+    assert saved["history"]["mlm"] == h["mlm"] and saved["corpus"]["documents"] == 280  # 20 held out
     assert (out / "curves.png").stat().st_size > 10_000
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"} <= {p.name for p in (out / "model").iterdir()}
 
@@ -378,6 +378,80 @@ def test_the_pretrained_model_fills_masks_sensibly(trained):
         (candidates,) = fill_mask(model, tok, text, top_k=8)
         assert all(token in topic for token, _ in candidates[:3]), (text, candidates)  # words of the same topic
         assert sum(p for token, p in candidates if token in topic) > 0.8, (text, candidates)
+
+
+def test_held_out_accuracy_beats_the_unigram_baseline_and_grows_with_the_snapshots(trained, topic_vocab):
+    """The last 20 documents are never trained on; the model's top prediction for their masked tokens beats always
+    answering the most frequent token, and each snapshot (the initialisation, 50 and 400 steps) scores better."""
+    out, metrics = trained
+    held, unigram = metrics["held_out"], metrics["unigram_baseline"]
+    tok = BertTokenizer(topic_vocab)
+    assert held["documents"] == 20 and held["masked_tokens"] > 300
+    assert tok.convert_ids_to_tokens([unigram["token_id"]]) == ["the"]  # one token in ~6 of this corpus
+    assert 0.1 < unigram["accuracy"] < 0.25
+    assert held["accuracy"] > unigram["accuracy"] + 0.1 and held["loss"] < unigram["loss"]
+    snaps = metrics["snapshots"]
+    assert [s["step"] for s in snaps] == [0, 50, 400]  # 9999 is past --steps: left out
+    acc = [s["held_out"]["accuracy"] for s in snaps]
+    assert acc[0] < unigram["accuracy"] < acc[2] and acc[0] < acc[1] < acc[2] == held["accuracy"], acc
+    # each snapshot is a model folder in HF layout; the last one is the final model
+    first = BertForPreTraining.from_pretrained(out / "snapshots" / "step-0")
+    last, final = (BertForPreTraining.from_pretrained(out / p) for p in ("snapshots/step-400", "model"))
+    for key, value in final.state_dict().items():
+        assert torch.equal(value, last.state_dict()[key]), key
+    assert not torch.equal(first.bert.embeddings.tok.weight, final.bert.embeddings.tok.weight)
+    # fill-mask before (random init) and after, for every prompt
+    assert set(metrics["fill_mask"]["before"]) == set(metrics["fill_mask"]["after"]) and len(metrics["fill_mask"]["after"]) == 4
+
+
+def test_held_out_score_is_the_accuracy_of_transformers_logits(trained, topic_vocab):
+    """HeldOut.score counts the masked positions only, and agrees with BertForPreTraining's full logits."""
+    from minibert.pretrain import HeldOut
+    from minibert.pretraining_data import read_documents
+
+    out, metrics = trained
+    tok = BertTokenizer(topic_vocab)
+    args = PretrainArgs(max_length=32, batch_size=32, seed=0)
+    docs = tokenize_documents(topic_documents()[-20:], tok)
+    held = HeldOut(docs, Masker.from_tokenizer(tok, 0.15, args.predictions_per_seq), tok, args)
+    hf = transformers.BertForPreTraining.from_pretrained(out / "model").eval()
+    correct = total = 0
+    with torch.no_grad():
+        for b in held.batches:
+            logits = hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]).prediction_logits
+            chosen = b["labels"] != IGNORE_INDEX
+            correct += (logits.argmax(-1)[chosen] == b["labels"][chosen]).sum().item()
+            total += chosen.sum().item()
+    mine = held.score(BertForPreTraining.from_pretrained(out / "model"), torch.device("cpu"), "fp32")
+    assert mine["masked_tokens"] == total == metrics["held_out"]["masked_tokens"]
+    assert abs(mine["accuracy"] - correct / total) < 2 / total  # a near-tie may flip between the two libraries
+    assert mine["accuracy"] == metrics["held_out"]["accuracy"]
+
+
+def test_validation_reviews_are_the_highest_numbered_training_files_and_are_never_pre_trained_on(movie_reviews):
+    from minibert.pretraining_data import held_out_documents, validation_reviews
+
+    val = validation_reviews(200)
+    assert sorted(int(r.fileid.split("/cv")[1][:3]) for r in val) == sorted(2 * list(range(700, 800)))
+    assert sum(r.label for r in val) == 100
+    kept = load_corpus("movie_reviews", held_out=200)
+    assert len(kept) == 1400 and not {tuple(d) for d in kept} & {tuple(d) for d in held_out_documents(200)}
+    with pytest.raises(ValueError, match="even number"):
+        validation_reviews(3)
+
+
+def test_tiny_preset_and_options_on_top_of_it(tmp_path, capsys):
+    from minibert.cli import parse_with_presets
+    from minibert.pretrain import PRESETS
+
+    script = load_script("pretrain")
+    tiny = vars(parse_with_presets(script.parser(), PRESETS, ["--preset", "tiny", "--steps", "20"]))
+    assert tiny["steps"] == 20 and tiny["hidden_size"] == 128 and tiny["layers"] == 2 and tiny["from_scratch"]
+    assert tiny["val_size"] == 200 and tiny["snapshot_steps"][0] == 0 and tiny["output_dir"] == "runs/pretrain-tiny"
+    assert BertTokenizer.from_pretrained(tiny["vocab"]).vocab == BertTokenizer(str(ROOT / "vocab" / "movie-reviews-wordpiece.txt")).vocab
+    assert tiny["corpus"] == ["movie_reviews"] and tiny["exclude_test_reviews"]  # the training reviews only
+    assert script.main(["--preset", "tiny", "--snapshot-steps", "-1", "--output-dir", str(tmp_path)]) == 2
+    assert "--snapshot-steps must be >= 0" in capsys.readouterr().err
 
 
 def test_real_text_masked_lm_loss_drops(movie_reviews, tmp_path):
@@ -418,18 +492,21 @@ def test_continued_pretraining_of_a_checkpoint_without_heads_then_finetuning(min
 
 
 def test_ctrl_c_saves_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, topic_vocab, topic_corpus):
-    whole = pretrain(tiny_args(tmp_path / "whole", topic_vocab, topic_corpus))
+    more = dict(val_size=20, snapshot_steps=[0, 3, 8])  # what was measured before the interruption is kept
+    whole = pretrain(tiny_args(tmp_path / "whole", topic_vocab, topic_corpus, **more))
 
     def ctrl_c_at_step_5(step, losses):
         if step == 5:
             signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, handled by the loop's StopFlag
 
-    first = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus), callback=ctrl_c_at_step_5)
+    first = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus, **more), callback=ctrl_c_at_step_5)
     assert first["status"] == "interrupted" and first["steps"] == 5
     assert not (tmp_path / "split" / "run" / "model").exists()  # only a finished run saves the model
-    second = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus, resume=True))
+    second = pretrain(tiny_args(tmp_path / "split", topic_vocab, topic_corpus, resume=True, **more))
     assert second["status"] == "completed" and second["steps"] == 12
     assert second["history"] == whole["history"]
+    assert [(s["step"], s["held_out"]) for s in second["snapshots"]] == [(s["step"], s["held_out"]) for s in whole["snapshots"]]
+    assert second["fill_mask"] == whole["fill_mask"] and second["held_out"] == whole["held_out"]
     a = torch.load(tmp_path / "whole" / "run" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "run" / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
