@@ -315,6 +315,12 @@ MUTANTS: list[Mutant] = [
       "save(epoch, b + 2)",
       [T_FT, "-k", "resume_after_an_interruption"],
       "an interrupted run resumes one batch too late"),
+    # ---- issue 16: CPU recipe ---------------------------------------------------------------------------
+    m("cpu-preset-drifts", "minibert/finetune.py",
+      '"head": 128, "epochs": 2,',
+      '"head": 128, "epochs": 3,',
+      [T_FT, "tests/test_bench.py", "-k", "cpu_preset"],
+      "--preset cpu trains another recipe than the one chosen on validation (and a third longer)"),
 ]
 
 
