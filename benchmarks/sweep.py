@@ -9,10 +9,14 @@ all 1600 training reviews and tests it once on the 400 test reviews, over the gi
     python -m benchmarks.sweep --model DIR                       # all recipes, 4 inner folds, seed 0
     python -m benchmarks.sweep --model DIR --final --seeds 0 1 2 3 4
     python -m benchmarks.sweep --dry-run --output /tmp/sweep.json   # tiny model, 2 recipes, 2 folds, CPU
+    python -m benchmarks.sweep --cpu --model DIR --folds 0 --base '{"precision": "bf16"}'   # the CPU recipes
 
 Every (recipe, fold, seed) result is appended to --output as soon as it is measured, and skipped when it is
 there already, so the sweep completes over several short GPU sessions. NBSVM-bi is scored on the same
 validation folds as a reference row.
+
+`--cpu` compares the CPU-sized recipes instead (CPU_VARIANTS: short head+tail inputs, 1-3 epochs, on the CPU),
+written to benchmarks/results/sweep-cpu-validation.json; the best became finetune.PRESETS["cpu"].
 """
 
 from __future__ import annotations
@@ -35,8 +39,18 @@ VARIANTS = {
     "ht-lr1e-4-ep6": dict(lr=1e-4, truncation="head+tail", epochs=6),
     "tail-lr1e-4": dict(lr=1e-4, truncation="tail"),
 }
+# Recipes that fit in minutes on a CPU, for a small model such as MiniLM (6 x 384): head+tail keeps the start
+# and the end of a review, where its verdict usually is, so short inputs lose little.
+CPU_VARIANTS = {
+    "cpu-ht256-ep2-lr1e-4": dict(truncation="head+tail", max_length=256, head=128, epochs=2, lr=1e-4),
+    "cpu-ht256-ep1-lr1e-4": dict(truncation="head+tail", max_length=256, head=128, epochs=1, lr=1e-4),
+    "cpu-ht128-ep3-lr1e-4": dict(truncation="head+tail", max_length=128, head=64, epochs=3, lr=1e-4),
+    "cpu-ht256-ep2-lr5e-5": dict(truncation="head+tail", max_length=256, head=128, epochs=2, lr=5e-5),
+    "cpu-ht256-ep3-lr1e-4": dict(truncation="head+tail", max_length=256, head=128, epochs=3, lr=1e-4),
+}
 TRAIN_FILES = 800  # cv000-cv799: the only files the choice may look at
 OUTPUT = Path(__file__).resolve().parent / "results" / "sweep-validation.json"
+CPU_OUTPUT = OUTPUT.with_name("sweep-cpu-validation.json")
 
 
 def inner_fold(fileid: str, k: int) -> int:
@@ -60,14 +74,17 @@ def validation_splits(reviews, k: int, folds: list[int]):
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="pretrained BERT directory (HF layout)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="recipes (default: all)")
+    p.add_argument("--cpu", action="store_true", help="compare the CPU recipes (CPU_VARIANTS) on the CPU; "
+                                                      "default --output benchmarks/results/sweep-cpu-validation.json")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS | CPU_VARIANTS), default=None,
+                   help="recipes (default: all of VARIANTS, or of CPU_VARIANTS with --cpu)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per fold; with --final, the test seeds (default: 0)")
     p.add_argument("--inner-folds", type=int, default=4, help="validation blocks inside cv000-cv799 (default: 4)")
     p.add_argument("--folds", type=int, nargs="+", default=None, help="which inner folds to run, 0-based (default: all)")
     p.add_argument("--base", default="{}", help="JSON of FinetuneArgs fields shared by all recipes")
     p.add_argument("--final", action="store_true", help="train the best recipe on all 1600 training reviews and test it once")
-    p.add_argument("--output", default=str(OUTPUT), help="JSON file to append to (default: benchmarks/results/sweep-validation.json, "
-                                                        "which benchmarks/render_readme.py reads)")
+    p.add_argument("--output", default=None, help="JSON file to append to (default: benchmarks/results/sweep-validation.json, "
+                                                  "which benchmarks/render_readme.py reads)")
     p.add_argument("--dry-run", action="store_true", help="tiny model, two recipes, two folds, a few reviews, CPU")
     return p
 
@@ -93,7 +110,14 @@ def main(argv=None) -> int:
     if any(not 0 <= f < a.inner_folds for f in folds):
         print(f"error: --folds must be in 0..{a.inner_folds - 1}", file=sys.stderr)
         return 2
-    variants, shrink = a.variants, {}
+    recipes = CPU_VARIANTS if a.cpu else VARIANTS
+    variants, shrink = a.variants or list(recipes), {}
+    if any(v not in recipes for v in variants):
+        print(f"error: --variants: {', '.join(v for v in variants if v not in recipes)} is not in "
+              f"{'CPU_VARIANTS' if a.cpu else 'VARIANTS'}; {'drop' if a.cpu else 'add'} --cpu", file=sys.stderr)
+        return 2
+    if a.cpu:
+        base = {"device": "cpu"} | base
     work = Path(tempfile.mkdtemp(prefix="minibert-sweep-"))
     if a.dry_run:
         from .suite import Sizes, tiny_model
@@ -106,7 +130,7 @@ def main(argv=None) -> int:
         return 2
     else:
         model = a.model
-    output = Path(a.output)
+    output = Path(a.output or (CPU_OUTPUT if a.cpu else OUTPUT))
     if not output.parent.is_dir():
         print(f"error: --output: folder {output.parent} does not exist", file=sys.stderr)
         return 2
@@ -131,7 +155,7 @@ def main(argv=None) -> int:
             ref[str(f)] = nbsvm.nbsvm_accuracy(X, y, np.array([i in keep[0] for i in ids]), np.array([i in keep[1] for i in ids]))
         save()
         for name in variants:
-            args = FinetuneArgs(model=model, progress=False, plots=False, save_model=False, **(base | VARIANTS[name] | shrink))
+            args = FinetuneArgs(model=model, progress=False, plots=False, save_model=False, **(base | recipes[name] | shrink))
             args.validate()
             for f, train, val in validation_splits(reviews, a.inner_folds, folds):
                 for seed in a.seeds:
@@ -141,7 +165,7 @@ def main(argv=None) -> int:
                     t = time.perf_counter()
                     data = split_data(args, tokenizer, train, val)
                     m = train_one(args, data, tokenizer, seed, work / key)
-                    runs[key] = {"variant": name, "fold": f, "seed": seed,
+                    runs[key] = {"variant": name, "fold": f, "seed": seed, "args": base | recipes[name],
                                  "per_epoch": [e["accuracy"] for e in m["history"]["epochs"]],
                                  "accuracy": m["history"]["epochs"][-1]["accuracy"], "seconds": time.perf_counter() - t}
                     save()
@@ -159,9 +183,9 @@ def main(argv=None) -> int:
             return 2
         best = table[0]["variant"]
         args = FinetuneArgs(model=model, seeds=a.seeds, output_dir=str(work / "final"), progress=False, plots=False,
-                            save_model=False, **(base | VARIANTS[best] | shrink))
+                            save_model=False, **(base | recipes[best] | shrink))
         summary = run(args, reviews)
-        results["final"] = {"variant": best, "args": VARIANTS[best], "seeds": a.seeds, "test_accuracy": summary["accuracy"],
+        results["final"] = {"variant": best, "args": recipes[best], "seeds": a.seeds, "test_accuracy": summary["accuracy"],
                             "test_mean": summary["accuracy_mean"], "test_std": summary["accuracy_std"]}
         save()
         print(f"chosen on validation: {best}; test accuracy over {len(a.seeds)} seed(s): "

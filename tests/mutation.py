@@ -643,6 +643,12 @@ MUTANTS: list[Mutant] = [
       "average.load_state_dict(None)",
       [T_FT, "-k", "averaging_window"],
       "a run resumed inside the averaging window loses the epochs averaged before the interruption"),
+    # ---- issue 16: CPU recipe ---------------------------------------------------------------------------
+    m("cpu-preset-drifts", "minibert/finetune.py",
+      '"head": 128, "epochs": 2,',
+      '"head": 128, "epochs": 3,',
+      [T_FT, "tests/test_bench.py", "-k", "cpu_preset"],
+      "--preset cpu trains another recipe than the one chosen on validation (and a third longer)"),
 ]
 
 

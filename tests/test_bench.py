@@ -197,6 +197,24 @@ def test_sweep_dry_run_chooses_on_validation_then_tests_once(tmp_path):
     assert final["final"]["variant"] == "ht-lr1e-4" and len(final["final"]["test_accuracy"]) == 1
 
 
+def test_cpu_preset_is_the_recipe_the_cpu_sweep_ranked_first():
+    """finetune.PRESETS["cpu"] is the CPU recipe with the best validation accuracy in the recorded sweep
+    (python -m benchmarks.sweep --cpu), measured on validation folds inside cv000-cv799 only."""
+    from minibert.finetune import PRESETS
+
+    runs = json.loads(sweep.CPU_OUTPUT.read_text())["validation"]
+    assert runs and all(r["variant"] in sweep.CPU_VARIANTS and r["args"]["device"] == "cpu" for r in runs.values())
+    best = sweep.ranking(runs)[0]["variant"]
+    assert {k: PRESETS["cpu"][k] for k in sweep.CPU_VARIANTS[best]} == sweep.CPU_VARIANTS[best], best
+
+
+def test_sweep_cpu_takes_only_the_cpu_recipes(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.sweep", "--cpu", "--dry-run", "--variants", "ht-lr1e-4", "--output", str(tmp_path / "s.json")]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT)
+    assert p.returncode == 2 and p.stderr == "error: --variants: ht-lr1e-4 is not in CPU_VARIANTS; drop --cpu\n"
+    assert not (tmp_path / "s.json").exists()  # refused before anything ran
+
+
 # ---- README and results file --------------------------------------------------------------------------
 
 

@@ -496,3 +496,32 @@ def test_resuming_inside_the_averaging_window_gives_the_uninterrupted_model(tiny
     full = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "full" / "model").state_dict()
     cut = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "cut" / "model").state_dict()
     assert all(torch.equal(full[k], cut[k]) for k in full)
+
+
+# ---- The CPU recipe: scripts/finetune.py --preset cpu ----------------------------------------------------
+
+
+def preset_args(*argv: str) -> FinetuneArgs:
+    """The FinetuneArgs scripts/finetune.py builds from argv, without running anything."""
+    from conftest import load_script
+    from minibert.cli import parse_with_presets
+    from minibert.finetune import PRESETS
+
+    options = vars(parse_with_presets(load_script("finetune").parser(), PRESETS, list(argv)))
+    options.pop("preset")
+    return FinetuneArgs(**options)
+
+
+def test_cpu_preset_is_the_chosen_recipe_and_explicit_options_override_it():
+    cpu = preset_args("--preset", "cpu")
+    recipe = dict(model="sentence-transformers/all-MiniLM-L6-v2", truncation="head+tail", max_length=256, head=128,
+                  epochs=2, batch_size=16, lr=1e-4, output_dir="runs/finetune-cpu")
+    assert {k: getattr(cpu, k) for k in recipe} == recipe
+    cpu.validate()  # head fits max_length
+    plain = preset_args()
+    assert plain.epochs == FinetuneArgs().epochs and plain.truncation == "chunks"  # no preset: the usual defaults
+    assert [f for f in vars(plain) if f not in recipe and getattr(cpu, f) != getattr(plain, f)] == []  # nothing else changes
+    # options given beside it win, before or after --preset; the rest of the preset stays
+    for argv in (["--preset", "cpu", "--epochs", "1", "--model", "my/bert"], ["--epochs", "1", "--model", "my/bert", "--preset", "cpu"]):
+        mine = preset_args(*argv)
+        assert {k: getattr(mine, k) for k in recipe} == recipe | {"epochs": 1, "model": "my/bert"}
