@@ -326,7 +326,7 @@ def test_the_notebook_has_one_code_cell_per_session_in_order_and_starts_each_as_
         assert first.startswith(f"session({b.section})" if continues is None else f"session({b.section}, continues={continues})")
         assert rest.rstrip("\n") == "".join(e.source for e in parser.get_examples(b.text)).rstrip("\n")
     prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "## 20. How the tests prove it" in prose  # the prose, to the end
+    assert "## 21. How the tests prove it" in prose  # the prose, to the end
     assert not [line for line in prose.split("\n") if SESSION_MARK.match(line)]  # the marks became session(...) calls
 
 
