@@ -99,9 +99,6 @@ RESUME_KEYS = ("model", "from_scratch", "hidden_size", "layers", "heads", "inter
                "weight_decay", "max_grad_norm", "mlm_prob", "max_predictions", "short_seq_prob", "whole_word_masking",
                "masking", "seed", "val_size", "snapshot_steps")
 
-# What a pre-training run writes in its output folder: --overwrite deletes these, and only these.
-RUN_FILES = ("checkpoint.pt", "metrics.json", "model", "curves.png", "snapshots")
-
 DEFAULT_MODEL = "bert-base-uncased"
 
 # Named settings for scripts/pretrain.py --preset NAME (options given on the command line still apply on top).
