@@ -50,7 +50,8 @@ MOVIE_REVIEWS = "movie_reviews"
 # ---- Corpus: documents of sentences -------------------------------------------------------------------
 
 
-def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: bool = True, held_out: int = 0) -> list[list[str]]:
+def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: bool = True, held_out: int = 0,
+                reviews: list[Review] | None = None) -> list[list[str]]:
     """Read a corpus as documents, each a list of sentences.
 
     Args:
@@ -59,6 +60,7 @@ def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: b
         exclude_test_reviews: for movie_reviews, keep only the training split (cv000-cv799), so that
             continued pre-training never reads the text of the reviews that fine-tuning is tested on.
         held_out: for movie_reviews, leave out these validation reviews (see validation_reviews).
+        reviews: movie_reviews as load_movie_reviews returns it, when the caller has read it already.
     Returns:
         documents: list of documents, each a list of non-empty sentences (strings).
     """
@@ -68,12 +70,10 @@ def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: b
     documents = []
     for name in names:
         if name == MOVIE_REVIEWS:
-            reviews = load_movie_reviews()
-            if exclude_test_reviews:
-                reviews = split(reviews)[0]
-            held = {r.fileid for r in validation_reviews(held_out)}
-            reviews = [r for r in reviews if r.fileid not in held]
-            documents += [_sentences(r.text) for r in reviews]
+            reviews = reviews or load_movie_reviews()
+            kept = split(reviews)[0] if exclude_test_reviews else reviews
+            held = {r.fileid for r in validation_reviews(held_out, reviews)}
+            documents += [_sentences(r.text) for r in kept if r.fileid not in held]
             continue
         path = Path(name)
         if path.is_dir():
@@ -89,19 +89,19 @@ def load_corpus(corpus: list[str] | str = MOVIE_REVIEWS, exclude_test_reviews: b
     return [d for d in documents if d]
 
 
-def validation_reviews(n: int) -> list[Review]:
+def validation_reviews(n: int, reviews: list[Review] | None = None) -> list[Review]:
     """The n highest-numbered training reviews (cv000-cv799), half per class: those that scripts/finetune.py
     --val-size n holds out, never a test review. Pre-training leaves them out to measure its masked LM on
     text it never read."""
     if n % 2 or not 0 <= n < 1600:
         raise ValueError(f"the validation reviews are half per class of the 1600 training reviews: an even number below 1600, got {n}")
-    train = split(load_movie_reviews())[0] if n else []
+    train = split(reviews or load_movie_reviews())[0] if n else []
     return [r for c in (0, 1) for r in sorted((r for r in train if r.label == c), key=lambda r: r.fileid)[len(train) // 2 - n // 2:]]
 
 
-def held_out_documents(n: int) -> list[list[str]]:
+def held_out_documents(n: int, reviews: list[Review] | None = None) -> list[list[str]]:
     """The validation reviews (validation_reviews(n)) as documents of sentences."""
-    return [_sentences(r.text) for r in validation_reviews(n)]
+    return [_sentences(r.text) for r in validation_reviews(n, reviews)]
 
 
 def read_documents(text: str) -> list[list[str]]:
