@@ -106,5 +106,6 @@ def pretraining_value(minilm: str, seeds: list[int], pretrain_dir: Path, pretrai
     return {"rows": rows, "seeds": seeds,
             "pretraining": {"folder": str(pretrain_dir), "args": pre["args"], "wall_seconds": pre["wall_seconds"],
                             "seconds_in_this_run": pre_seconds, "held_out": pre.get("held_out"),
-                            "unigram_baseline": pre.get("unigram_baseline"), "fill_mask": pre.get("fill_mask"),
+                            "unigram_baseline": pre.get("unigram_baseline"), "neighbour_baseline": pre.get("neighbour_baseline"),
+                            "fill_mask": pre.get("fill_mask"),
                             "history": pre.get("history")}}  # the loss curves, drawn beside the accuracies

@@ -341,7 +341,10 @@ def pretraining_value_block(data: dict, figure: str = VALUE_FIGURE) -> str:
             lines.append(f"| {row['row']} | {budget} | {mlm} | {acc} | {row['wall_seconds']:.0f} s |")
         base = r["pretraining"].get("unigram_baseline")
         if base:
-            lines += ["", f"The unigram baseline (always the most frequent token) gets {pct(base['accuracy'])}% of the same held-out masked tokens."]
+            near = r["pretraining"].get("neighbour_baseline")
+            lines += ["", f"The unigram baseline (always the most frequent token) gets {pct(base['accuracy'])}% of the same held-out masked tokens"
+                      + (f"; a lookup table of each token's two neighbours in the pre-training text (`HeldOut.neighbour_baseline`) gets "
+                         f"{pct(near['accuracy'])}%." if near else ".")]
         fill = r["pretraining"].get("fill_mask")
         if fill:
             lines += ["", "| fill-mask (top 5) | random init | after the tiny pre-training |", "| --- | --- | --- |"]

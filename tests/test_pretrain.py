@@ -380,6 +380,31 @@ def test_the_pretrained_model_fills_masks_sensibly(trained):
         assert sum(p for token, p in candidates if token in topic) > 0.8, (text, candidates)
 
 
+def test_the_neighbour_baseline_looks_up_both_neighbours_then_the_left_one_then_the_most_frequent_token():
+    """Worked by hand: in the documents, 6 stands between 5 and 7 twice, while 8 follows 5 three times, so the pair
+    (5, 7) answers 6 where the left neighbour alone would answer 8; an unseen pair falls back to the left neighbour,
+    and an unseen left neighbour to the most frequent token (6)."""
+    from minibert.pretrain import HeldOut
+    from minibert.pretraining_data import PretrainingExample, pretraining_batch
+
+    docs = [[[5, 6, 7]], [[5, 6, 7]], [[5, 8, 1]], [[5, 8, 1]], [[5, 8, 1]], [[9, 6, 6]]]
+    M, CLS, SEP = 4, 2, 3
+
+    def example(ids, position, target):
+        labels = [-100] * len(ids)
+        labels[position] = target
+        return PretrainingExample(ids, [0] * len(ids), labels, 0)
+
+    held = HeldOut.__new__(HeldOut)
+    held.batches = [pretraining_batch([
+        example([CLS, 5, M, 7, SEP], 2, 6),  # the pair (5, 7): 6, right (the left neighbour alone says 8)
+        example([CLS, 9, M, 8, SEP], 2, 6),  # (9, 8) never seen; after 9 comes 6: right
+        example([CLS, 11, M, SEP], 2, 7),  # nothing known about 11: the most frequent token, 6: wrong
+        example([CLS, 5, M, SEP], 2, 1),  # (5, [SEP]) never seen; after 5 most often 8: wrong
+    ], max_length=6, max_predictions=2)]
+    assert held.neighbour_baseline(docs) == {"accuracy": 0.5}
+
+
 def test_held_out_accuracy_beats_the_unigram_baseline_and_grows_with_the_snapshots(trained, topic_vocab):
     """The last 20 documents are never trained on; the model's top prediction for their masked tokens beats always
     answering the most frequent token, and each snapshot (the initialisation, 50 and 400 steps) scores better."""
