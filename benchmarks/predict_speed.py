@@ -3,7 +3,8 @@ the same saved model, the same texts (the 400 test reviews of the fixed split), 
 510 tokens of each review: predict.py's --truncation head --max-length 512, the pipeline's truncation=True,
 max_length=512). Rows at the same precision and batch size (fp32; bf16, which predict.py casts once at load and
 the pipeline is given as dtype=torch.bfloat16, transformers 5's torch_dtype), and a row for what each does by default (predict.py:
---precision auto, batch 64; the pipeline: fp32, one text at a time). Every row gives its peak memory, its labels'
+--precision auto, batch 16 on the CPU; the pipeline: fp32, one text at a time). predict.py keeps freed memory for reuse
+(training.keep_freed_memory); two more rows give the pipeline the same setting. Every row gives its peak memory, its labels'
 agreement with minibert's fp32 ones, its largest probability difference from them, and its accuracy; fp32 rows
 must agree (same labels, probabilities within 1e-4).
 
@@ -23,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from minibert.predict import default_batch_size
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,13 +36,20 @@ def variants(batch_size: int) -> list[dict]:
         {"variant": "transformers pipeline, fp32", "impl": "pipeline", "precision": "fp32", "batch_size": batch_size},
         {"variant": "minibert predict.py, bf16 (weights cast once)", "impl": "minibert", "precision": "bf16", "batch_size": batch_size},
         {"variant": "transformers pipeline, bf16 (dtype=torch.bfloat16)", "impl": "pipeline", "precision": "bf16", "batch_size": batch_size},
-        {"variant": "minibert predict.py, its default (--precision auto, batch 64)", "impl": "minibert", "precision": "auto", "batch_size": 64},
+        {"variant": "minibert predict.py, its default (--precision auto, --batch-size as on the CPU)", "impl": "minibert",
+         "precision": "auto", "batch_size": default_batch_size("cpu")},
         {"variant": "transformers pipeline, its default (fp32, batch 1)", "impl": "pipeline", "precision": "fp32", "batch_size": 1},
+        # predict.py keeps freed memory (training.keep_freed_memory); these give the pipeline the same setting, so
+        # that what the allocator buys is not counted as minibert's
+        {"variant": "transformers pipeline, fp32, freed memory kept as predict.py does", "impl": "pipeline", "precision": "fp32",
+         "batch_size": batch_size, "keep_freed_memory": True},
+        {"variant": "transformers pipeline, bf16, freed memory kept as predict.py does", "impl": "pipeline", "precision": "bf16",
+         "batch_size": batch_size, "keep_freed_memory": True},
     ]
 
 
 # which minibert row each pipeline row is compared with: same precision and batch size, or default with default
-COMPARED_WITH = {1: 0, 3: 2, 5: 4}
+COMPARED_WITH = {1: 0, 3: 2, 5: 4, 6: 0, 7: 2}
 
 
 def fine_tune_for_benchmark(base: str, out: Path) -> Path:
@@ -64,10 +74,17 @@ def test_reviews() -> tuple[list[str], list[int]]:
 # ---- One variant, in its own process ---------------------------------------------------------------------
 
 
-def worker(impl: str, precision: str, model_dir: str, texts_file: str, batch_size: int, max_length: int = 512) -> None:
+def worker(impl: str, precision: str, model_dir: str, texts_file: str, batch_size: int, max_length: int = 512,
+           keep_memory: bool = False) -> None:
     """Load the model, say "ready" (and the precision it runs in), then for each line "start end" on stdin classify
-    texts[start:end] and answer with the seconds it took and the predictions; on "done", answer with the peak memory."""
+    texts[start:end] and answer with the seconds it took and the predictions; on "done", answer with the peak memory.
+    minibert keeps freed memory as scripts/predict.py does; the pipeline only with keep_memory."""
     import torch
+
+    from minibert.training import keep_freed_memory
+
+    if impl == "minibert" or keep_memory:
+        keep_freed_memory()
 
     texts = json.loads(Path(texts_file).read_text())
     if impl == "minibert":  # what scripts/predict.py does with --truncation head --max-length N --precision P
@@ -141,7 +158,8 @@ def predict_benchmark(model_dir: str | None = None, limit: int | None = None, ba
     for v in rows:
         p = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.predict_speed", "--worker", v["impl"], "--precision", v["precision"], "--model", model_dir,
-             "--texts", str(texts_file), "--batch-size", str(v["batch_size"]), "--max-length", str(max_length)],
+             "--texts", str(texts_file), "--batch-size", str(v["batch_size"]), "--max-length", str(max_length)]
+            + (["--keep-freed-memory"] if v.get("keep_freed_memory") else []),
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(str(ROOT)),
         )
         ready = json.loads(p.stdout.readline())
@@ -237,9 +255,10 @@ def main(argv=None) -> None:
     p.add_argument("--worker", choices=("minibert", "pipeline"), help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--texts", help=argparse.SUPPRESS)
+    p.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
-        return worker(a.worker, a.precision, a.model, a.texts, a.batch_size, a.max_length)
+        return worker(a.worker, a.precision, a.model, a.texts, a.batch_size, a.max_length, a.keep_freed_memory)
     out = predict_benchmark(a.model, a.limit, a.batch_size, a.max_length)
     print_rows(out)
     if a.output:

@@ -62,6 +62,15 @@ def mean_by_review(logits: torch.Tensor, examples: list[Example], n_docs: int) -
 
 SETTINGS_FILE = "minibert_finetune.json"  # beside config.json: how the saved model was fine-tuned
 
+# Windows per forward pass when none is given. On the CPU, 16 x 512: MiniLM's predict.py in bf16 ran the 400 test
+# reviews in 6.8 s at batch 16 and 10.4 s at 64 on a 2-core Xeon (benchmarks/predict_speed.py, 2026-12-05): a
+# larger batch only makes larger activations, which cost page faults; a GPU wants large batches to fill it.
+DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 64}
+
+
+def default_batch_size(device) -> int:
+    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 64)
+
 
 def save_inference_settings(directory: Path, args, labels: tuple[str, ...], pairs: bool, steps: int) -> None:
     """Record how texts were cut in training (`args`: the run's FinetuneArgs), so that prediction cuts them the
@@ -113,11 +122,11 @@ def load_fine_tuned(path, dtype=None) -> tuple[BertForSequenceClassification, Be
 @torch.inference_mode()
 def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: list[str] | None = None, *,
                     truncation: str = "chunks", max_length: int = 512, head: int = 128, stride: int | None = None,
-                    batch_size: int = 64, device="auto", precision: str = "auto", block: int | None = None,
+                    batch_size: int | None = None, device="auto", precision: str = "auto", block: int | None = None,
                     progress: bool | None = False) -> Iterator[dict]:
     """Label each text (or pair), yielding {"label", "probability", "probabilities"} in input order.
 
-    Texts are read `block` at a time (default: 16 batches' worth); within a block predict_logits sorts
+    Texts are read `block` at a time (default: 16 batches' worth; a batch: DEFAULT_BATCH_SIZE windows unless given); within a block predict_logits sorts
     the windows by length, so a batch holds similar lengths and little is padded, and the block's results
     are yielded as soon as it is done. A text's probabilities are the softmax of its windows' mean logits.
     progress: True shows a bar of windows on stderr; None shows it only on a terminal and after 2 s.
@@ -129,9 +138,10 @@ def classify_stream(model, tokenizer: BertTokenizer, texts: list[str], pairs: li
         raise TypeError("classify() takes a list of strings")
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"{len(pairs)} second texts for {len(texts)} texts; give one per text")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = pick_device(device, training=False) if isinstance(device, str) else device
+    batch_size = batch_size or default_batch_size(device)
     precision = choose_precision(device, precision, training=False, say=False)
     stride = max_length // 4 if stride is None else stride
     model = model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32)

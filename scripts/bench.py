@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package beside scripts/
 
 from benchmarks import results, suite  # noqa: E402
+from minibert.training import keep_freed_memory  # noqa: E402
 
 
 def parser():
@@ -96,6 +97,7 @@ def main(argv=None) -> int:
             return fail(f"--model {model}: no config.json there; pass a directory with a pretrained BERT in "
                         f"Hugging Face layout (config.json, model.safetensors, vocab.txt)")
     command = "python scripts/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    keep_freed_memory()  # as the scripts it times do (the speed sections time both libraries in this one process)
     failed = suite.run_sections(names, model, sizes, output, scratch, a.force, command, a.dry_run)
     print(f"\nresults: {output}")
     if failed:

@@ -19,6 +19,7 @@ import sys
 from minibert.data import STRATEGIES
 from minibert.finetune import PRESETS, FinetuneArgs, run
 from minibert.cli import main_for, parse_with_presets, parser_for
+from minibert.training import keep_freed_memory
 
 HELP = {
     "model": "Hub id or local directory (HF layout: config.json, model.safetensors, vocab.txt)",
@@ -76,6 +77,7 @@ def parser():
 def main(argv=None) -> int:
     options = vars(parse_with_presets(parser(), PRESETS, argv))
     options.pop("preset")
+    keep_freed_memory()  # CPU steps free and re-allocate their activations: no page faults each time (about 5%)
     return main_for(run, FinetuneArgs(**options))
 
 

@@ -18,6 +18,7 @@ import sys
 
 from minibert.pretrain import PRESETS, PretrainArgs, run
 from minibert.cli import main_for, parse_with_presets, parser_for
+from minibert.training import keep_freed_memory
 
 HELP = {
     "model": "pretrained checkpoint to continue from: Hub id or local directory (HF layout); "
@@ -71,6 +72,7 @@ def parser():
 def main(argv=None) -> int:
     options = vars(parse_with_presets(parser(), PRESETS, argv))
     options.pop("preset")
+    keep_freed_memory()  # CPU steps free and re-allocate their activations: no page faults each time (about 5%)
     return main_for(run, PretrainArgs(**options))
 
 

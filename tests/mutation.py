@@ -333,6 +333,11 @@ MUTANTS: list[Mutant] = [
       "top = int(counts.argmin())",
       [T_PT, "-k", "held_out_accuracy_beats"],
       "the unigram baseline answers the least frequent token instead of the most frequent"),
+    m("neighbour-baseline-left-only", "minibert/pretrain.py",
+      "table = between.get((left, right)) or after.get(left)",
+      "table = after.get(left)",
+      [T_PT, "-k", "neighbour_baseline"],
+      "the neighbour baseline ignores the right neighbour, so the yardstick the tiny BERT is measured against is weaker"),
     m("snapshot-not-resumed", "minibert/pretrain.py",
       'state["elapsed"], state["history"], state["report"]',
       'state["elapsed"], state["history"], {"snapshots": []}',
@@ -649,6 +654,12 @@ MUTANTS: list[Mutant] = [
       '"head": 128, "epochs": 3,',
       [T_FT, "tests/test_bench.py", "-k", "cpu_preset"],
       "--preset cpu trains another recipe than the one chosen on validation (and a third longer)"),
+    # ---- issue 19: prediction keeps its freed memory --------------------------------------------------
+    m("freed-memory-goes-back-to-the-os", "minibert/training.py",
+      "libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1",
+      "libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1",
+      [T_PRED, "-k", "keeps_freed_memory"],
+      "large activations still get a fresh mapping each batch, and page faults, while predict.py says it keeps them"),
 ]
 
 

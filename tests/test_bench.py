@@ -281,8 +281,9 @@ def test_dry_run_runs_every_section_through_the_same_code(tmp_path):
     cp = got["cpu-predict"]  # both libraries at both precisions and by default, each with its memory, labels and accuracy
     assert {(r["impl"], r["runs_in"]) for r in cp["rows"]} >= {(i, p) for i in ("minibert", "pipeline") for p in ("fp32", "bf16")}
     assert all(r["peak_rss_mb"] > 0 and len(r["labels"]) == 4 and 0 <= r["accuracy"] <= 1 for r in cp["rows"])
-    assert [r["impl"] == "pipeline" and r["minibert_speedup"] > 0 for r in cp["rows"]] == [False, True] * 3
-    assert cp["rows"][-1]["batch_size"] == 1 and set(cp["gold"]) == {"neg", "pos"}  # 4 texts from both classes
+    assert [r["impl"] == "pipeline" and r["minibert_speedup"] > 0 for r in cp["rows"]] == [False, True] * 3 + [True, True]
+    assert cp["rows"][5]["batch_size"] == 1 and set(cp["gold"]) == {"neg", "pos"}  # 4 texts from both classes
+    assert [r.get("keep_freed_memory", False) for r in cp["rows"]] == [False] * 6 + [True, True]  # the pipeline with predict.py's allocator
     assert cp["quality"]["texts"] == 4 and cp["quality"]["agreement"] == cp["rows"][2]["agreement_with_minibert_fp32"]
     assert {(r["precision"], r["variant"]) for r in cp["forward"]["rows"]} == {
         (p, v) for p in ("fp32", "bf16 autocast", "bf16, weights cast once") for v in ("transformers", "minibert")}
