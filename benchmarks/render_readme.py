@@ -283,7 +283,7 @@ def cpu_predict_block(machine: str, e: dict) -> list[str]:
              "| variant | runs in | batch | texts/s | minibert's speed / this | peak memory | labels as minibert fp32 | accuracy |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for x in r["rows"]:  # each pipeline row against minibert at the same precision and batch (defaults: each one's own)
-        faster = f"{x['minibert_speedup']:.2f}x" if x.get("minibert_speedup") else ""
+        faster = f"{x['minibert_speedup']:.3f}x" if x.get("minibert_speedup") else ""  # 3 places: 1.296 must not read as 1.30
         lines.append(f"| {x['variant']} | {x['runs_in']} | {x['batch_size']} | {x['texts_per_s']:.2f} | {faster} | "
                      f"{x['peak_rss_mb']:.0f} MB | {pct(x['agreement_with_minibert_fp32'])}% | {pct(x['accuracy'])} |")
     q = r["quality"]
