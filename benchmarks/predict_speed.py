@@ -84,7 +84,7 @@ def worker(impl: str, precision: str, model_dir: str, texts_file: str, batch_siz
     from minibert.training import keep_freed_memory
 
     if impl == "minibert" or keep_memory:
-        keep_freed_memory()
+        keep_freed_memory(any_size=True)  # as scripts/predict.py does
 
     texts = json.loads(Path(texts_file).read_text())
     if impl == "minibert":  # what scripts/predict.py does with --truncation head --max-length N --precision P

@@ -109,11 +109,11 @@ def check_options(args, positive: tuple[str, ...] = (), limits: tuple[str, ...] 
 
 # glibc malloc settings (malloc.h): the size from which a block gets its own mapping, and how much free memory
 # at the top of the heap is handed back to the operating system.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's cap on 64-bit systems
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(any_size: bool = False) -> bool:
     """Let glibc's malloc keep the memory that tensors free for the next ones, instead of handing it back to the
     operating system. A CPU forward pass allocates activations of several MB each; by default glibc maps the
     large ones fresh and unmaps them when freed, so every batch pays page faults (the kernel zeroing pages) on
@@ -121,11 +121,16 @@ def keep_freed_memory() -> bool:
     forward pass at 16 x 512, and about 5% of a tiny pre-training or a MiniLM fine-tuning step. The price: the
     process keeps its peak memory until it exits, which suits a process that runs one job (scripts/predict.py,
     finetune.py and pretrain.py call this; the library never does). Returns False, changing nothing, without
-    glibc (macOS, musl)."""
+    glibc (macOS, musl).
+
+    glibc keeps blocks up to 32 MB this way; fp32's feed-forward activation at 16 x 512 (50 MB) is larger.
+    any_size=True (scripts/predict.py) keeps every size: no block gets a mapping of its own (M_MMAP_MAX 0), and
+    glibc grows the heap instead (or maps memory anyway when the heap cannot grow)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
-    return libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**30) == 1
+    kept = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**30) == 1
+    return kept and (not any_size or libc.mallopt(M_MMAP_MAX, 0) == 1)
 
 
 def native_bf16_cpu() -> bool:

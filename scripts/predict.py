@@ -98,7 +98,7 @@ def predict(a) -> None:
     device = pick_device(a.device, training=False)
     precision, why = precision_and_reason(device, a.precision, training=False)
     if device.type == "cpu":
-        keep_freed_memory()  # no page faults on every batch's activations: see its docstring
+        keep_freed_memory(any_size=True)  # no page faults on every batch's activations: see its docstring
     model, tokenizer, trained = load_fine_tuned(a.model, dtype=torch.bfloat16 if precision == "bf16" else None)
     positions = model.config.max_position_embeddings
     if a.max_length is not None and a.max_length > positions:

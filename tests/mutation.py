@@ -660,6 +660,11 @@ MUTANTS: list[Mutant] = [
       "libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1",
       [T_PRED, "-k", "keeps_freed_memory"],
       "large activations still get a fresh mapping each batch, and page faults, while predict.py says it keeps them"),
+    m("predict-keeps-only-small-blocks", "minibert/training.py",
+      "(not any_size or libc.mallopt(M_MMAP_MAX, 0) == 1)",
+      "(not any_size or True)",
+      [T_PRED, "-k", "keeps_freed_memory"],
+      "predict.py's any_size is ignored: fp32 activations above 32 MB are mapped and page-faulted afresh every batch"),
 ]
 
 
