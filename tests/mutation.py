@@ -665,6 +665,11 @@ MUTANTS: list[Mutant] = [
       "(not any_size or True)",
       [T_PRED, "-k", "keeps_freed_memory"],
       "predict.py's any_size is ignored: fp32 activations above 32 MB are mapped and page-faulted afresh every batch"),
+    m("cpu-batches-like-a-gpu", "minibert/predict.py",
+      'DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 64}',
+      'DEFAULT_BATCH_SIZE = {"cpu": 64, "cuda": 64}',
+      [T_PRED, "-k", "batches_16"],
+      "the CPU gets the GPU's batch of 64, measured a third slower there"),
 ]
 
 

@@ -282,6 +282,19 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16_units(clf_dir
                            "precision: fp32 (auto: this CPU has no native bf16 units (bf16 would be emulated, and slower))")
 
 
+def test_the_cpu_batches_16_windows_unless_told_otherwise(clf_dir, vocab_path):
+    """40 short texts are one window each: 3 forward passes at the CPU's default of 16, 1 when batch_size=64 is given."""
+    model, tok = minibert.BertForSequenceClassification.from_pretrained(clf_dir), minibert.BertTokenizer(vocab_path)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    texts = [f"a film number {i} ." for i in range(40)]
+    classify(model, tok, texts, truncation="head", max_length=32, device="cpu", precision="fp32")
+    assert calls == [16, 16, 8]
+    calls.clear()
+    classify(model, tok, texts, truncation="head", max_length=32, device="cpu", precision="fp32", batch_size=64)
+    assert calls == [40]
+
+
 def test_predict_keeps_freed_memory_so_the_next_batch_reuses_it_without_page_faults():
     """keep_freed_memory (the scripts call it): a freed 24 MB tensor stays in the process for the next one (no page
     faults to map it again), a 64 MB one only with any_size=True (scripts/predict.py); by default glibc hands both
